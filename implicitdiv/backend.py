@@ -1,0 +1,109 @@
+"""Backend selection: "reference" (naive PyTorch), "cpp" (fused C++ on CPU tensors), "triton"
+(fused Triton on CUDA tensors, or CPU tensors under TRITON_INTERPRET=1) and "auto" (the default:
+triton on CUDA, cpp on CPU, else the reference with one warning per function)."""
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import warnings
+
+import torch
+
+from .ops import registry
+
+BACKENDS = ("reference", "cpp", "triton", "auto")
+
+_global_default = ["auto"]
+_warned: set[str] = set()
+
+
+@functools.lru_cache(maxsize=None)
+def cpp_built() -> bool:
+    try:
+        importlib.import_module("implicitdiv._C")
+    except ImportError:
+        return False
+    return True
+
+
+def triton_interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+@functools.lru_cache(maxsize=None)
+def triton_installed() -> bool:
+    try:
+        importlib.import_module("triton")
+    except ImportError:
+        return False
+    return True
+
+
+def backends() -> tuple[str, ...]:
+    """The backends usable in this process, "reference" first."""
+    found = ["reference"]
+    if cpp_built():
+        found.append("cpp")
+    if triton_installed() and (torch.cuda.is_available() or triton_interpreting()):
+        found.append("triton")
+    return tuple(found)
+
+
+def current_backend() -> str:
+    return _global_default[0]
+
+
+class use_backend:
+    """Set the default backend: ``use_backend("cpp")`` sets it for the process, and
+    ``with use_backend("reference"): ...`` sets it for the block and restores the previous one."""
+
+    def __init__(self, name: str):
+        if name not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+        self._previous = _global_default[0]
+        _global_default[0] = name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _global_default[0] = self._previous
+        return False
+
+
+def _device_ok(backend: str, device: torch.device) -> bool:
+    if backend == "cpp":
+        return device.type == "cpu" and cpp_built()
+    if backend == "triton":
+        if not triton_installed():
+            return False
+        return device.type == "cuda" or (device.type == "cpu" and triton_interpreting())
+    return False
+
+
+def resolve(backend: str | None, function: str, device: torch.device) -> str:
+    """The backend that runs ``function`` on tensors of ``device``."""
+    name = current_backend() if backend is None else backend
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+    if name == "reference":
+        return name
+    if name == "auto":
+        preferred = "triton" if device.type == "cuda" else "cpp"
+        if _device_ok(preferred, device) and registry.has(preferred, function):
+            return preferred
+        if function not in _warned:
+            _warned.add(function)
+            warnings.warn(
+                f"implicitdiv: no fused {function} for {device.type} tensors here; using the reference",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return "reference"
+    if not _device_ok(name, device):
+        where = {"cpp": "CPU tensors and a built implicitdiv._C", "triton": "CUDA tensors, or CPU tensors with TRITON_INTERPRET=1"}[name]
+        raise RuntimeError(f"backend={name!r} needs {where}; got tensors on {device}")
+    if not registry.has(name, function):
+        raise NotImplementedError(f"backend={name!r} has no fused {function} yet; use backend='reference' or 'auto'")
+    return name

@@ -1,0 +1,124 @@
+"""Public Gaussian latent terms (log-variance parameterization) and the mixture log-density."""
+from __future__ import annotations
+
+import torch
+
+from . import _validate as check
+from .backend import resolve
+from .ops import pairwise as pairwise_ops
+from .reference import gaussian as ref
+from .reference import pairwise as ref_pairwise
+
+
+def _operands(names_and_tensors: dict) -> list[torch.Tensor]:
+    """Validate, check shapes agree (broadcasting allowed, trailing dim equal), broadcast."""
+    for n, t in names_and_tensors.items():
+        check.tensor(t, n)
+        if t.dim() == 0:
+            raise ValueError(f"{n} must have at least one dim (the latent dim), got a scalar")
+    check.same_kind(**names_and_tensors)
+    items = list(names_and_tensors.items())
+    d = items[0][1].shape[-1]
+    for n, t in items[1:]:
+        if t.shape[-1] != d:
+            raise ValueError(f"trailing dims differ: {items[0][0]} has {d}, {n} has {t.shape[-1]}")
+    try:
+        return list(torch.broadcast_tensors(*names_and_tensors.values()))
+    except RuntimeError:
+        shapes = ", ".join(f"{n} {tuple(t.shape)}" for n, t in items)
+        raise ValueError(f"shapes do not broadcast: {shapes}") from None
+
+
+def _fast(function: str, backend, device):
+    name = resolve(backend, function, device)
+    if name == "reference":
+        return None
+    from .ops import gaussian as ops  # only the fused backends need it
+
+    return lambda *args: getattr(ops, function)(*args, backend=name)
+
+
+def _reduce(per_row: torch.Tensor, reduction: str) -> torch.Tensor:
+    return per_row.mean() if reduction == "mean" else per_row.sum() if reduction == "sum" else per_row
+
+
+def gaussian_nll(z, mean, logvar, *, reduction="mean", backend=None):
+    """Negative log-likelihood of z under N(mean, diag exp(logvar)), summed over the last dim:
+
+        nll = 1/2 sum_k [(z_k - m_k)^2 exp(-lv_k) + lv_k + log 2 pi]
+
+    then reduced over the remaining dims ("mean", "sum" or "none"). Shapes broadcast; the last
+    dims must agree."""
+    check.reduction(reduction)
+    z, mean, logvar = _operands({"z": z, "mean": mean, "logvar": logvar})
+    fast = _fast("gaussian_nll", backend, z.device)
+    if fast is not None:
+        return fast(z, mean, logvar, reduction)
+    return _reduce(ref.gaussian_nll(z, mean, logvar), reduction)
+
+
+def kl_std_normal(mean, logvar, *, reduction="mean", backend=None):
+    """KL(N(mean, diag exp(logvar)) || N(0, I)) = 1/2 sum_k [exp(lv_k) + m_k^2 - 1 - lv_k], summed
+    over the last dim, then reduced."""
+    check.reduction(reduction)
+    mean, logvar = _operands({"mean": mean, "logvar": logvar})
+    fast = _fast("kl_std_normal", backend, mean.device)
+    if fast is not None:
+        return fast(mean, logvar, reduction)
+    return _reduce(ref.kl_std_normal(mean, logvar), reduction)
+
+
+def kl_gaussians(mean_q, logvar_q, mean_p, logvar_p, *, reduction="mean", backend=None):
+    """KL(q || p) between diagonal Gaussians, summed over the last dim, then reduced:
+
+        1/2 sum_k [lv_p - lv_q + exp(lv_q - lv_p) + (m_q - m_p)^2 exp(-lv_p) - 1]"""
+    check.reduction(reduction)
+    mq, lq, mp, lp = _operands({"mean_q": mean_q, "logvar_q": logvar_q, "mean_p": mean_p, "logvar_p": logvar_p})
+    fast = _fast("kl_gaussians", backend, mq.device)
+    if fast is not None:
+        return fast(mq, lq, mp, lp, reduction)
+    return _reduce(ref.kl_gaussians(mq, lq, mp, lp), reduction)
+
+
+def reparameterize(mean, logvar, eps=None, *, backend=None):
+    """Reparameterized sample and its log-density:
+
+        z = mean + exp(logvar / 2) * eps,   log q(z) = -1/2 sum_k [eps_k^2 + lv_k + log 2 pi]
+
+    eps defaults to standard normal noise (torch's global generator). Returns (z, log_q) with
+    log_q summed over the last dim."""
+    tensors = {"mean": mean, "logvar": logvar}
+    if eps is not None:
+        tensors["eps"] = eps
+    ops_in = _operands(tensors)
+    mean, logvar = ops_in[0], ops_in[1]
+    eps = ops_in[2] if eps is not None else torch.randn_like(mean)
+    fast = _fast("reparameterize", backend, mean.device)
+    if fast is not None:
+        return fast(mean, logvar, eps)
+    return ref.reparameterize(mean, logvar, eps)
+
+
+def gaussian_mixture_logpdf(z, means, logvars, *, backend=None):
+    """Log-density of each z_i under the equal-weight mixture of diagonal Gaussians:
+
+        out_i = log (1/M) sum_j N(z_i; m_j, diag exp(lv_j))
+
+    (the aggregate posterior of a VAE when the components are the encoder's outputs), a logsumexp
+    over j. z: (N, d); means, logvars: (M, d). Returns (N,). The fused backends tile the N x M
+    scores and never store them."""
+    for n, t in (("z", z), ("means", means), ("logvars", logvars)):
+        check.tensor(t, n)
+        if t.dim() != 2:
+            raise ValueError(f"{n} must have shape ({'N' if n == 'z' else 'M'}, d), got {tuple(t.shape)}")
+        if t.shape[0] == 0:
+            raise ValueError(f"{n} is empty")
+    check.same_kind(z=z, means=means, logvars=logvars)
+    if means.shape != logvars.shape:
+        raise ValueError(f"means {tuple(means.shape)} and logvars {tuple(logvars.shape)} must have one shape")
+    if z.shape[1] != means.shape[1]:
+        raise ValueError(f"trailing dims differ: z has d = {z.shape[1]}, means has d = {means.shape[1]}")
+    name = resolve(backend, "gaussian_mixture_logpdf", z.device)
+    if name == "reference":
+        return ref_pairwise.gaussian_mixture_logpdf(z, means, logvars)
+    return pairwise_ops.mixture_logpdf(z, means, logvars, name)

@@ -1,0 +1,76 @@
+"""Public kernel sums: sum_ij a_i k(x_i, y_j) b_j over all pairs of two sample sets."""
+from __future__ import annotations
+
+import torch
+
+from . import _validate as check
+from .backend import resolve
+from .ops import pairwise as ops
+from .reference import pairwise as ref
+from .reference.kernels import KERNELS
+
+
+def _canonical_weights(w, name: str, samples: torch.Tensor, batched: bool):
+    """(N,)/(N, P) -- or (B, N)/(B, N, P) for batched samples -- to (B, N, P); None means ones."""
+    b, n = (samples.shape[0] if batched else 1), samples.shape[-2]
+    if w is None:
+        return samples.new_ones((b, n, 1)), False
+    check.tensor(w, name)
+    check.same_kind(**{name: w, "samples": samples})
+    lead = (b,) if batched else ()
+    if tuple(w.shape) == lead + (n,):
+        return w.reshape(b, n, 1), False
+    if w.dim() == len(lead) + 2 and tuple(w.shape[:-1]) == lead + (n,) and w.shape[-1] >= 1:
+        return w.reshape(b, n, w.shape[-1]), True
+    want = f"({'B, ' if batched else ''}N) or ({'B, ' if batched else ''}N, P) with N = {n}" + (f", B = {b}" if batched else "")
+    raise ValueError(f"{name} must have shape {want}, got {tuple(w.shape)}")
+
+
+def canonical(x, y, x_weights, y_weights):
+    """Validated inputs in the engine's shapes: x (B, N, d), y (B, M, d), a (B, N, P), b (B, M, P),
+    plus a function giving the result its public shape."""
+    check.matching_samples(x, y)
+    batched = x.dim() == 3
+    a, a_cols = _canonical_weights(x_weights, "x_weights", x, batched)
+    b, b_cols = _canonical_weights(y_weights, "y_weights", y, batched)
+    if a_cols and b_cols and a.shape[-1] != b.shape[-1]:
+        raise ValueError(f"x_weights has P = {a.shape[-1]} columns but y_weights has P = {b.shape[-1]}")
+    p = max(a.shape[-1], b.shape[-1])
+    a, b = a.expand(-1, -1, p), b.expand(-1, -1, p)
+    xb, yb = (x, y) if batched else (x.unsqueeze(0), y.unsqueeze(0))
+
+    def shape_result(out):  # (B, P) -> public shape
+        out = out if (a_cols or b_cols) else out[..., 0]
+        return out if batched else out[0]
+
+    return xb, yb, a, b, shape_result
+
+
+def kernel_sum(x, y, *, kernel="rbf", bandwidth=1.0, x_weights=None, y_weights=None, backend=None):
+    """Weighted sum of a kernel over all pairs: sum_ij a_i k(x_i, y_j) b_j.
+
+    Args:
+        x: (N, d) or (B, N, d) samples; y: (M, d) or (B, M, d) samples.
+        kernel: "rbf" exp(-||x-y||^2 / (2 sigma^2)), "laplacian" exp(-||x-y|| / sigma),
+            "imq" C / (C + ||x-y||^2) with C = sigma, "energy" -||x-y||, "linear" x.y.
+        bandwidth: sigma > 0, or a sequence of them: the sum of the kernels over the sequence
+            (ignored by "energy" and "linear", which have no scale).
+        x_weights, y_weights: a (N,) and b (M,) (default ones), or (N, P) / (M, P) for P weight
+            vectors in one pass; batched samples take (B, N) or (B, N, P).
+        backend: "reference", "cpp", "triton" or "auto"; None uses the current default.
+
+    Returns:
+        A scalar, (P,) with weight columns, and a leading (B,) with batched samples.
+    """
+    check.choice(kernel, "kernel", KERNELS)
+    bandwidths = check.bandwidths(bandwidth)
+    xb, yb, a, b, shape_result = canonical(x, y, x_weights, y_weights)
+    name = resolve(backend, "kernel_sum", x.device)
+    same = y is x and (y_weights is x_weights)
+    if name == "reference":
+        out = ref.kernel_sum(xb, yb, a, b, kernel, bandwidths)
+    elif same:
+        out = ops.kernel_sum_sym(xb, a, kernel, bandwidths, False, name)
+    else:
+        out = ops.kernel_sum(xb, yb, a, b, kernel, bandwidths, name)
+    return shape_result(out)

@@ -1,0 +1,1 @@
+"""Adapters from tensors to the raw-buffer routines of implicitdiv._C (built from csrc/)."""

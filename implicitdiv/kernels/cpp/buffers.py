@@ -1,0 +1,26 @@
+"""Turning tensors into the raw buffers implicitdiv._C takes."""
+from __future__ import annotations
+
+import torch
+
+from ... import _C
+
+SUPPORTED = (torch.float32, torch.float64)
+
+
+def prepare(t: torch.Tensor) -> torch.Tensor:
+    """A contiguous CPU tensor of a supported dtype whose data_ptr can be handed to C++."""
+    if t.device.type != "cpu":
+        raise RuntimeError(f"the cpp backend takes CPU tensors, got {t.device}")
+    if t.dtype not in SUPPORTED:
+        raise TypeError(f"the cpp backend takes float32 or float64 tensors, got {t.dtype}")
+    return t.contiguous()
+
+
+def squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(N, M) squared distances of the rows of x (N, d) and y (M, d), computed by _C."""
+    x, y = prepare(x), prepare(y)
+    out = x.new_empty((x.shape[0], y.shape[0]))
+    _C.squared_distances(x.data_ptr(), y.data_ptr(), out.data_ptr(), x.shape[0], y.shape[0], x.shape[1],
+                         x.dtype == torch.float64)
+    return out

@@ -1,0 +1,1 @@
+"""torch.autograd.Function + torch.library registration per fused op."""

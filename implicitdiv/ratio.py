@@ -1,0 +1,138 @@
+"""Public discriminator log-ratio losses: GAN, hinge, WGAN, LSGAN and the f-GAN family.
+
+A discriminator logit v is a log density ratio estimate. For an f-divergence the critic is
+T = g_f(v) (output activation) and the variational bound is D_f(P || Q) >= E_P[T] - E_Q[f*(T)]
+(Nowozin et al., 2016):
+
+    kind        g_f(v)                  f*(g_f(v))
+    kl          v                       exp(v - 1)
+    reverse_kl  -exp(-v)                v - 1
+    pearson     v                       v^2/4 + v
+    hellinger   1 - exp(-v)             exp(v) - 1
+    js          log 2 - softplus(-v)    softplus(v) - log 2
+    gan         -softplus(-v)           softplus(v)
+    tv          tanh(v) / 2             tanh(v) / 2
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import _validate as check
+from .backend import resolve
+from .reference import ratio as ref
+from .reference.ratio import FDIVERGENCES, KINDS
+
+
+def _logits(t, name: str) -> torch.Tensor:
+    check.tensor(t, name)
+    if t.numel() == 0:
+        raise ValueError(f"{name} is empty")
+    return t
+
+
+def _fast(function: str, backend, device):
+    name = resolve(backend, function, device)
+    if name == "reference":
+        return None
+    from .ops import ratio as ops  # only the fused backends need it
+
+    return lambda *args: getattr(ops, function)(*args, backend=name)
+
+
+def discriminator_loss(real, fake, *, kind="gan", reduction="mean", backend=None):
+    """Discriminator loss on logits of real and fake samples; per-sample terms (t_real, t_fake):
+
+        gan    softplus(-v_r),        softplus(v_f)
+        hinge  relu(1 - v_r),         relu(1 + v_f)
+        wgan   -v_r,                  v_f
+        lsgan  (v_r - 1)^2 / 2,       v_f^2 / 2
+        f-GAN  -g_f(v_r),             f*(g_f(v_f))     (the negated variational bound)
+
+    "mean": mean(t_real) + mean(t_fake); "sum": sum(t_real) + sum(t_fake); "none": the tuple
+    (t_real, t_fake), since real and fake may differ in size."""
+    check.choice(kind, "kind", KINDS)
+    check.reduction(reduction)
+    _logits(real, "real")
+    _logits(fake, "fake")
+    check.same_kind(real=real, fake=fake)
+    fast = _fast("discriminator_loss", backend, real.device)
+    if fast is not None:
+        return fast(real, fake, kind, reduction)
+    return ref.discriminator_loss(real, fake, kind, reduction)
+
+
+def generator_loss(fake, *, kind="gan", saturating=False, reduction="mean", backend=None):
+    """Generator loss on the discriminator's logits of fake samples, per sample:
+
+        gan / f-GAN  saturating: -f*(g_f(v))   (gan: -softplus(v) = log(1 - D))
+                     non-saturating: -g_f(v)   (gan: softplus(-v) = -log D)
+        hinge, wgan  -v
+        lsgan        (v - 1)^2 / 2
+    """
+    check.choice(kind, "kind", KINDS)
+    check.reduction(reduction)
+    _logits(fake, "fake")
+    fast = _fast("generator_loss", backend, fake.device)
+    if fast is not None:
+        return fast(fake, kind, bool(saturating), reduction)
+    return ref.generator_loss(fake, kind, bool(saturating), reduction)
+
+
+def adversarial_losses(real, fake, *, kind="gan", saturating=False, backend=None):
+    """(discriminator_loss, generator_loss) with mean reduction, from one read of the fake logits."""
+    check.choice(kind, "kind", KINDS)
+    _logits(real, "real")
+    _logits(fake, "fake")
+    check.same_kind(real=real, fake=fake)
+    fast = _fast("adversarial_losses", backend, real.device)
+    if fast is not None:
+        return fast(real, fake, kind, bool(saturating))
+    return ref.adversarial_losses(real, fake, kind, bool(saturating))
+
+
+def fdiv_estimate(real, fake, *, divergence="kl", backend=None):
+    """Variational lower bound on D_f(P || Q) from critic logits on samples of P (real) and Q (fake):
+
+        E_P[g_f(v)] - E_Q[f*(g_f(v))]
+
+    tight when g_f(v) = f'(p/q). divergence: kl, reverse_kl, pearson, hellinger, js, gan, tv."""
+    check.choice(divergence, "divergence", FDIVERGENCES)
+    _logits(real, "real")
+    _logits(fake, "fake")
+    check.same_kind(real=real, fake=fake)
+    fast = _fast("fdiv_estimate", backend, real.device)
+    if fast is not None:
+        return fast(real, fake, divergence)
+    return ref.fdiv_estimate(real, fake, divergence)
+
+
+def log_density_ratio(logits, n_numer=None, n_denom=None):
+    """log p(x)/q(x) = c(x) + log(n_denom / n_numer) from the logit c of a classifier trained on
+    n_numer samples of p (label 1) against n_denom samples of q (label 0); equal or unknown
+    counts leave the logit as it is."""
+    _logits(logits, "logits")
+    if (n_numer is None) != (n_denom is None):
+        raise ValueError("give both n_numer and n_denom, or neither")
+    if n_numer is None:
+        return logits
+    for n, v in (("n_numer", n_numer), ("n_denom", n_denom)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v > 0) or math.isinf(v):
+            raise ValueError(f"{n} must be a positive finite count, got {v!r}")
+    return ref.log_density_ratio(logits, n_numer, n_denom)
+
+
+def ratio_matching_loss(r_p, r_q, *, backend=None):
+    """Least-squares density-ratio matching (uLSIF; Kanamori et al., 2009):
+
+        1/2 E_Q[r(x)^2] - E_P[r(x)]
+
+    from ratio estimates r_p on samples of P and r_q on samples of Q; its minimizer is r = p/q."""
+    _logits(r_p, "r_p")
+    _logits(r_q, "r_q")
+    check.same_kind(r_p=r_p, r_q=r_q)
+    fast = _fast("ratio_matching_loss", backend, r_p.device)
+    if fast is not None:
+        return fast(r_p, r_q)
+    return ref.ratio_matching_loss(r_p, r_q)

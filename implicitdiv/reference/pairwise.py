@@ -1,0 +1,118 @@
+"""Naive pairwise estimators: kernel sums, MMD^2, the median heuristic, the permutation test and the
+Gaussian-mixture log-density. Each builds the full N x M matrix; they are the ground truth.
+
+Shapes are the canonical ones the public layer hands down: x (B, N, d), y (B, M, d),
+weights a (B, N, P), b (B, M, P); results (B, P).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .kernels import kernel_diagonal, kernel_matrix, paired_kernel, squared_distances
+
+
+def kernel_sum(x, y, a, b, kernel: str, bandwidths: tuple[float, ...]) -> torch.Tensor:
+    """out_bp = sum_ij a_bip k(x_bi, y_bj) b_bjp."""
+    k = kernel_matrix(x, y, kernel, bandwidths)
+    return torch.einsum("bnp,bnm,bmp->bp", a, k, b)
+
+
+def kernel_sum_sym(x, a, kernel: str, bandwidths: tuple[float, ...], exclude_diag: bool) -> torch.Tensor:
+    """out_bp = sum_ij a_bip k(x_bi, x_bj) a_bjp, over i != j when exclude_diag."""
+    k = kernel_matrix(x, x, kernel, bandwidths)
+    if exclude_diag:
+        n = x.shape[-2]
+        k = k.masked_fill(torch.eye(n, dtype=torch.bool, device=x.device), 0.0)
+    return torch.einsum("bnp,bnm,bmp->bp", a, k, a)
+
+
+def mmd2(x, y, kernel: str, bandwidths: tuple[float, ...], estimator: str) -> torch.Tensor:
+    """MMD^2 between the rows of x (B, N, d) and y (B, M, d); result (B,).
+
+    biased:   mean_ij k(x_i, x_j) + mean_ij k(y_i, y_j) - 2 mean_ij k(x_i, y_j)
+    unbiased: the same with the i = j terms of the first two sums left out
+              (divided by N(N-1) and M(M-1))
+    linear:   mean over disjoint pairs i < n2 = min(N, M) // 2 of
+              k(x_2i, x_2i+1) + k(y_2i, y_2i+1) - k(x_2i, y_2i+1) - k(x_2i+1, y_2i)
+    """
+    n, m = x.shape[-2], y.shape[-2]
+    if estimator == "linear":
+        h = min(n, m) // 2
+        x0, x1 = x[..., 0 : 2 * h : 2, :], x[..., 1 : 2 * h : 2, :]
+        y0, y1 = y[..., 0 : 2 * h : 2, :], y[..., 1 : 2 * h : 2, :]
+        terms = (
+            paired_kernel(x0, x1, kernel, bandwidths)
+            + paired_kernel(y0, y1, kernel, bandwidths)
+            - paired_kernel(x0, y1, kernel, bandwidths)
+            - paired_kernel(x1, y0, kernel, bandwidths)
+        )
+        return terms.mean(-1)
+    kxx = kernel_matrix(x, x, kernel, bandwidths).sum((-1, -2))
+    kyy = kernel_matrix(y, y, kernel, bandwidths).sum((-1, -2))
+    kxy = kernel_matrix(x, y, kernel, bandwidths).sum((-1, -2))
+    if estimator == "biased":
+        return kxx / (n * n) + kyy / (m * m) - 2.0 * kxy / (n * m)
+    kxx = kxx - kernel_diagonal(x, kernel, bandwidths).sum(-1)
+    kyy = kyy - kernel_diagonal(y, kernel, bandwidths).sum(-1)
+    return kxx / (n * (n - 1)) + kyy / (m * (m - 1)) - 2.0 * kxy / (n * m)
+
+
+MEDIAN_MAX_POINTS = 2048
+
+
+def median_bandwidth(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Median of ||z_i - z_j|| over the distinct pairs i < j of the pooled rows z = [x; y].
+
+    Above MEDIAN_MAX_POINTS pooled rows, an evenly spaced subset of that many rows is used, so the
+    cost stays bounded and the answer deterministic. Returns a detached 0-dim tensor.
+    """
+    z = torch.cat([x, y], dim=0).detach()
+    if z.shape[0] > MEDIAN_MAX_POINTS:
+        idx = torch.linspace(0, z.shape[0] - 1, MEDIAN_MAX_POINTS, device=z.device).round().long()
+        z = z[idx]
+    n = z.shape[0]
+    iu = torch.triu_indices(n, n, offset=1, device=z.device)
+    dist = squared_distances(z, z)[iu[0], iu[1]].sqrt()
+    return dist.median()
+
+
+def permutation_weights(n: int, m: int, permutations: int, seed, dtype, device) -> torch.Tensor:
+    """(n + m, 1 + permutations) weights: column 0 labels the observed split, the others random
+    relabelings. A row labelled "x" weighs 1/n and a row labelled "y" weighs -1/m, so that
+    w^T K w is the biased MMD^2 of that labelling. Same seed, same permutations, on any device."""
+    gen = torch.Generator().manual_seed(int(seed) if seed is not None else torch.seed() % (2**63))
+    labels = torch.cat([torch.full((n,), 1.0 / n, dtype=torch.float64), torch.full((m,), -1.0 / m, dtype=torch.float64)])
+    keys = torch.rand(permutations, n + m, generator=gen, dtype=torch.float64)
+    perms = keys.argsort(dim=1)
+    w = torch.cat([labels.unsqueeze(0), labels[perms]], dim=0)
+    return w.t().contiguous().to(dtype=dtype, device=device)
+
+
+def p_value(stats: torch.Tensor) -> torch.Tensor:
+    """stats[0] observed, stats[1:] under the null: (1 + #{null >= observed}) / (1 + P)."""
+    null = stats[1:]
+    if torch.isnan(stats[0]):
+        return stats[0].clone()
+    return (1.0 + (null >= stats[0]).sum().to(stats.dtype)) / (1.0 + null.numel())
+
+
+def mmd_test(x, y, kernel: str, bandwidths: tuple[float, ...], permutations: int, seed, sum_fn=None):
+    """Permutation two-sample test of the biased MMD^2: all relabelings are columns of one weight
+    matrix W, and stats = diag(W^T K W) is one kernel sum over the pooled sample."""
+    sum_fn = sum_fn or (lambda z, w: kernel_sum_sym(z, w, kernel, bandwidths, False))
+    z = torch.cat([x, y], dim=0)
+    w = permutation_weights(x.shape[0], y.shape[0], permutations, seed, z.dtype, z.device)
+    stats = sum_fn(z.unsqueeze(0), w.unsqueeze(0))[0]
+    return stats[0], p_value(stats)
+
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def gaussian_mixture_logpdf(z, means, logvars) -> torch.Tensor:
+    """log (1/M) sum_j N(z_i; m_j, diag exp(lv_j)) for z (N, d), means and logvars (M, d): (N,)."""
+    diff = z.unsqueeze(1) - means.unsqueeze(0)
+    comp = -0.5 * (diff * diff * torch.exp(-logvars).unsqueeze(0) + logvars.unsqueeze(0) + LOG_2PI).sum(-1)
+    return torch.logsumexp(comp, dim=1) - math.log(means.shape[0])
