@@ -1,11 +1,18 @@
-"""Which public functions each fast backend implements. A backend's entry grows as its fused ops
-land; the resolver in implicitdiv.backend reads it (a function not listed runs on the reference
-under backend="auto", and raises under an explicit backend)."""
+"""Which public functions each fast backend implements. A family's set grows as its fused ops land;
+the resolver in implicitdiv.backend reads it (a function not listed runs on the reference under
+backend="auto", and raises under an explicit backend)."""
 from __future__ import annotations
 
+# kernel_sum, mmd2, mmd_test, gaussian_mixture_logpdf: the tiled pairwise engine
+PAIRWISE_CPP: frozenset[str] = frozenset()
+PAIRWISE_TRITON: frozenset[str] = frozenset()
+# ratio losses and Gaussian latent terms: the fused elementwise-plus-reduction kernels
+LOSSES_CPP: frozenset[str] = frozenset()
+LOSSES_TRITON: frozenset[str] = frozenset()
+
 IMPLEMENTED: dict[str, frozenset[str]] = {
-    "cpp": frozenset(),
-    "triton": frozenset(),
+    "cpp": PAIRWISE_CPP | LOSSES_CPP,
+    "triton": PAIRWISE_TRITON | LOSSES_TRITON,
 }
 
 
