@@ -93,3 +93,31 @@ def positive_int(value, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return value
+
+
+def nan_unless_finite(out: torch.Tensor, *inputs: torch.Tensor, batched: bool = False) -> torch.Tensor:
+    """The contract's rule for a result reduced over its inputs: NaN as soon as any input holds a
+    NaN or an Inf (where a formula would otherwise return a finite limit, e.g. exp(-inf) = 0).
+    With batched=True, out and inputs share a leading batch dim and the rule applies per batch."""
+    def finite(t):
+        return torch.isfinite(t).flatten(1).all(1) if batched else torch.isfinite(t).all()
+
+    ok = finite(inputs[0])
+    for t in inputs[1:]:
+        ok = ok & finite(t)
+    if batched:
+        ok = ok.reshape(ok.shape + (1,) * (out.dim() - 1))
+    return torch.where(ok, out, torch.full_like(out, float("nan")))
+
+
+def nan_where_nonfinite(terms: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """The same rule element by element, for unreduced terms computed from ``source``."""
+    return torch.where(torch.isfinite(source), terms, torch.full_like(terms, float("nan")))
+
+
+def nan_where_nonfinite_rows(rows: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
+    """The same rule per row, for per-row terms summed over the last dim of ``inputs``."""
+    ok = torch.isfinite(inputs[0]).all(-1)
+    for t in inputs[1:]:
+        ok = ok & torch.isfinite(t).all(-1)
+    return torch.where(ok, rows, torch.full_like(rows, float("nan")))

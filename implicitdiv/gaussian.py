@@ -42,6 +42,13 @@ def _reduce(per_row: torch.Tensor, reduction: str) -> torch.Tensor:
     return per_row.mean() if reduction == "mean" else per_row.sum() if reduction == "sum" else per_row
 
 
+def _finite_rule(out: torch.Tensor, reduction: str, *inputs: torch.Tensor) -> torch.Tensor:
+    """NaN or Inf in a row's inputs gives NaN (not a finite limit such as exp(-inf) = 0)."""
+    if reduction == "none":
+        return check.nan_where_nonfinite_rows(out, *inputs)
+    return check.nan_unless_finite(out, *inputs)
+
+
 def gaussian_nll(z, mean, logvar, *, reduction="mean", backend=None):
     """Negative log-likelihood of z under N(mean, diag exp(logvar)), summed over the last dim:
 
@@ -52,9 +59,8 @@ def gaussian_nll(z, mean, logvar, *, reduction="mean", backend=None):
     check.reduction(reduction)
     z, mean, logvar = _operands({"z": z, "mean": mean, "logvar": logvar})
     fast = _fast("gaussian_nll", backend, z.device)
-    if fast is not None:
-        return fast(z, mean, logvar, reduction)
-    return _reduce(ref.gaussian_nll(z, mean, logvar), reduction)
+    out = fast(z, mean, logvar, reduction) if fast is not None else _reduce(ref.gaussian_nll(z, mean, logvar), reduction)
+    return _finite_rule(out, reduction, z, mean, logvar)
 
 
 def kl_std_normal(mean, logvar, *, reduction="mean", backend=None):
@@ -63,9 +69,8 @@ def kl_std_normal(mean, logvar, *, reduction="mean", backend=None):
     check.reduction(reduction)
     mean, logvar = _operands({"mean": mean, "logvar": logvar})
     fast = _fast("kl_std_normal", backend, mean.device)
-    if fast is not None:
-        return fast(mean, logvar, reduction)
-    return _reduce(ref.kl_std_normal(mean, logvar), reduction)
+    out = fast(mean, logvar, reduction) if fast is not None else _reduce(ref.kl_std_normal(mean, logvar), reduction)
+    return _finite_rule(out, reduction, mean, logvar)
 
 
 def kl_gaussians(mean_q, logvar_q, mean_p, logvar_p, *, reduction="mean", backend=None):
@@ -75,9 +80,8 @@ def kl_gaussians(mean_q, logvar_q, mean_p, logvar_p, *, reduction="mean", backen
     check.reduction(reduction)
     mq, lq, mp, lp = _operands({"mean_q": mean_q, "logvar_q": logvar_q, "mean_p": mean_p, "logvar_p": logvar_p})
     fast = _fast("kl_gaussians", backend, mq.device)
-    if fast is not None:
-        return fast(mq, lq, mp, lp, reduction)
-    return _reduce(ref.kl_gaussians(mq, lq, mp, lp), reduction)
+    out = fast(mq, lq, mp, lp, reduction) if fast is not None else _reduce(ref.kl_gaussians(mq, lq, mp, lp), reduction)
+    return _finite_rule(out, reduction, mq, lq, mp, lp)
 
 
 def reparameterize(mean, logvar, eps=None, *, backend=None):
@@ -105,8 +109,9 @@ def gaussian_mixture_logpdf(z, means, logvars, *, backend=None):
         out_i = log (1/M) sum_j N(z_i; m_j, diag exp(lv_j))
 
     (the aggregate posterior of a VAE when the components are the encoder's outputs), a logsumexp
-    over j. z: (N, d); means, logvars: (M, d). Returns (N,). The fused backends tile the N x M
-    scores and never store them."""
+    over j. z: (N, d); means, logvars: (M, d). Returns (N,); NaN in a row whose z holds a NaN or
+    an Inf, and everywhere when the components do. The fused backends tile the N x M scores and
+    never store them."""
     for n, t in (("z", z), ("means", means), ("logvars", logvars)):
         check.tensor(t, n)
         if t.dim() != 2:
@@ -120,5 +125,8 @@ def gaussian_mixture_logpdf(z, means, logvars, *, backend=None):
         raise ValueError(f"trailing dims differ: z has d = {z.shape[1]}, means has d = {means.shape[1]}")
     name = resolve(backend, "gaussian_mixture_logpdf", z.device)
     if name == "reference":
-        return ref_pairwise.gaussian_mixture_logpdf(z, means, logvars)
-    return pairwise_ops.mixture_logpdf(z, means, logvars, name)
+        out = ref_pairwise.gaussian_mixture_logpdf(z, means, logvars)
+    else:
+        out = pairwise_ops.mixture_logpdf(z, means, logvars, name)
+    out = check.nan_where_nonfinite_rows(out, z)
+    return check.nan_unless_finite(out, means, logvars)

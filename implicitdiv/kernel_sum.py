@@ -60,7 +60,8 @@ def kernel_sum(x, y, *, kernel="rbf", bandwidth=1.0, x_weights=None, y_weights=N
         backend: "reference", "cpp", "triton" or "auto"; None uses the current default.
 
     Returns:
-        A scalar, (P,) with weight columns, and a leading (B,) with batched samples.
+        A scalar, (P,) with weight columns, and a leading (B,) with batched samples; NaN when
+        any input holds a NaN or an Inf.
     """
     check.choice(kernel, "kernel", KERNELS)
     bandwidths = check.bandwidths(bandwidth)
@@ -73,4 +74,4 @@ def kernel_sum(x, y, *, kernel="rbf", bandwidth=1.0, x_weights=None, y_weights=N
         out = ops.kernel_sum_sym(xb, a, kernel, bandwidths, False, name)
     else:
         out = ops.kernel_sum(xb, yb, a, b, kernel, bandwidths, name)
-    return shape_result(out)
+    return shape_result(check.nan_unless_finite(out, xb, yb, a, b, batched=True))

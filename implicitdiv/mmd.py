@@ -24,7 +24,8 @@ def mmd2(x, y, *, kernel="rbf", bandwidth=1.0, estimator="biased", backend=None)
                             k(x_2i,x_2i+1) + k(y_2i,y_2i+1) - k(x_2i,y_2i+1) - k(x_2i+1,y_2i)
 
     x: (N, d) or (B, N, d); y: (M, d) or (B, M, d). Kernels and bandwidths as in kernel_sum.
-    Returns a scalar, or (B,) for batched samples. The fused backends never build the N x M matrix.
+    Returns a scalar, or (B,) for batched samples; NaN when the data hold a NaN or an Inf. The fused
+    backends never build the N x M matrix.
     """
     check.choice(kernel, "kernel", KERNELS)
     check.choice(estimator, "estimator", ESTIMATORS)
@@ -50,6 +51,7 @@ def mmd2(x, y, *, kernel="rbf", bandwidth=1.0, estimator="biased", backend=None)
         kxy = ops.kernel_sum(xb, yb, xb.new_full((xb.shape[0], n, 1), 1.0 / n), yb.new_full((yb.shape[0], m, 1), -2.0 / m),
                              kernel, bandwidths, name)
         out = (kxx + kyy + kxy)[..., 0]
+    out = check.nan_unless_finite(out, xb, yb, batched=True)
     return out if batched else out[0]
 
 
@@ -96,4 +98,6 @@ def mmd_test(x, y, *, kernel="rbf", bandwidth="median", permutations=1000, seed=
         def sum_fn(z, w):
             return ops.kernel_sum_sym(z, w, kernel, bandwidths, False, name)
     with torch.no_grad():
-        return ref.mmd_test(x.detach(), y.detach(), kernel, bandwidths, permutations, seed, sum_fn)
+        x, y = x.detach(), y.detach()
+        stat, p = ref.mmd_test(x, y, kernel, bandwidths, permutations, seed, sum_fn)
+        return check.nan_unless_finite(stat, x, y), check.nan_unless_finite(p, x, y)

@@ -41,6 +41,13 @@ def _fast(function: str, backend, device):
     return lambda *args: getattr(ops, function)(*args, backend=name)
 
 
+def _finite_rule(out, reduction: str, *inputs):
+    """NaN or Inf logits give NaN (not the finite limit some kinds reach, e.g. softplus(-inf) = 0)."""
+    if reduction == "none":
+        return check.nan_where_nonfinite(out, inputs[0])
+    return check.nan_unless_finite(out, *inputs)
+
+
 def discriminator_loss(real, fake, *, kind="gan", reduction="mean", backend=None):
     """Discriminator loss on logits of real and fake samples; per-sample terms (t_real, t_fake):
 
@@ -58,9 +65,10 @@ def discriminator_loss(real, fake, *, kind="gan", reduction="mean", backend=None
     _logits(fake, "fake")
     check.same_kind(real=real, fake=fake)
     fast = _fast("discriminator_loss", backend, real.device)
-    if fast is not None:
-        return fast(real, fake, kind, reduction)
-    return ref.discriminator_loss(real, fake, kind, reduction)
+    out = fast(real, fake, kind, reduction) if fast is not None else ref.discriminator_loss(real, fake, kind, reduction)
+    if reduction == "none":
+        return _finite_rule(out[0], "none", real), _finite_rule(out[1], "none", fake)
+    return _finite_rule(out, reduction, real, fake)
 
 
 def generator_loss(fake, *, kind="gan", saturating=False, reduction="mean", backend=None):
@@ -76,8 +84,10 @@ def generator_loss(fake, *, kind="gan", saturating=False, reduction="mean", back
     _logits(fake, "fake")
     fast = _fast("generator_loss", backend, fake.device)
     if fast is not None:
-        return fast(fake, kind, bool(saturating), reduction)
-    return ref.generator_loss(fake, kind, bool(saturating), reduction)
+        out = fast(fake, kind, bool(saturating), reduction)
+    else:
+        out = ref.generator_loss(fake, kind, bool(saturating), reduction)
+    return _finite_rule(out, reduction, fake)
 
 
 def adversarial_losses(real, fake, *, kind="gan", saturating=False, backend=None):
@@ -88,8 +98,10 @@ def adversarial_losses(real, fake, *, kind="gan", saturating=False, backend=None
     check.same_kind(real=real, fake=fake)
     fast = _fast("adversarial_losses", backend, real.device)
     if fast is not None:
-        return fast(real, fake, kind, bool(saturating))
-    return ref.adversarial_losses(real, fake, kind, bool(saturating))
+        d, g = fast(real, fake, kind, bool(saturating))
+    else:
+        d, g = ref.adversarial_losses(real, fake, kind, bool(saturating))
+    return _finite_rule(d, "mean", real, fake), _finite_rule(g, "mean", fake)
 
 
 def fdiv_estimate(real, fake, *, divergence="kl", backend=None):
@@ -103,9 +115,8 @@ def fdiv_estimate(real, fake, *, divergence="kl", backend=None):
     _logits(fake, "fake")
     check.same_kind(real=real, fake=fake)
     fast = _fast("fdiv_estimate", backend, real.device)
-    if fast is not None:
-        return fast(real, fake, divergence)
-    return ref.fdiv_estimate(real, fake, divergence)
+    out = fast(real, fake, divergence) if fast is not None else ref.fdiv_estimate(real, fake, divergence)
+    return _finite_rule(out, "mean", real, fake)
 
 
 def log_density_ratio(logits, n_numer=None, n_denom=None):
@@ -133,6 +144,5 @@ def ratio_matching_loss(r_p, r_q, *, backend=None):
     _logits(r_q, "r_q")
     check.same_kind(r_p=r_p, r_q=r_q)
     fast = _fast("ratio_matching_loss", backend, r_p.device)
-    if fast is not None:
-        return fast(r_p, r_q)
-    return ref.ratio_matching_loss(r_p, r_q)
+    out = fast(r_p, r_q) if fast is not None else ref.ratio_matching_loss(r_p, r_q)
+    return _finite_rule(out, "mean", r_p, r_q)
