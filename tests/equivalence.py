@@ -27,7 +27,7 @@ class Tolerance:
 
 
 TOLERANCES: dict[torch.dtype, Tolerance] = {
-    torch.float64: Tolerance(rtol=1e-9, atol=1e-9),
+    torch.float64: Tolerance(rtol=1e-10, atol=1e-11),
     torch.float32: Tolerance(rtol=2e-4, atol=2e-4),
     torch.bfloat16: Tolerance(rtol=2e-2, atol=2e-2),
     torch.float16: Tolerance(rtol=5e-3, atol=5e-3),
