@@ -1,0 +1,253 @@
+"""Triton pairwise engine: the kernel-module protocol of implicitdiv.ops.pairwise on the tiled kernels
+of pairwise_sums and pairwise_mixture. Nothing N x M is ever allocated: the launchers allocate the
+outputs, per-row-block partials (B, ceil(N / BM), P), centered copies O((N + M) d) and O(M d)
+per-component terms, and nothing else.
+
+Precision modes (`precision=`):
+  "ieee" (default)  float32/float64 dot products in full precision. Squared distances through the
+                    dot product err by ~eps (|x-c|^2 + |y-c|^2); pairs closer than TAU = 2^-6 of that
+                    scale are recomputed from explicit differences, so every s_ij has relative error
+                    <= ~64 d eps (float32: ~4e-6 at d = 1, bounded by 2.5e-4 at d = 64 in the worst case
+                    of aligned rounding, sqrt(d) times smaller typically).
+  "tf32"            float32 inputs multiplied as tf32 on tensor cores (10-bit mantissa), float32
+                    accumulation: s_ij errs by up to ~2^-10 (|x-c|^2 + |y-c|^2); pairs under
+                    TAU = 2^-3 of that are exact, so the relative error of s is <= ~2^-7, and the
+                    kernel-weight products of the second dot product carry ~2^-11 relative error each.
+  bf16/fp16 inputs  tensor cores with exact products and float32 accumulation for the distances (the
+                    "ieee" error above, at float32 eps); kernel values and gradient weights are rounded
+                    to the input type for the second dot product (~2^-9 relative each, bf16). The
+                    mixture log-density upcasts bf16/fp16 to float32.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import triton
+
+from .pairwise_mixture import mixture_grad_components_kernel, mixture_grad_z_kernel, mixture_lse_kernel
+from .pairwise_sums import pair_grad_kernel, pair_rows_kernel
+from .pairwise_tiles import KIND_CODES
+
+PRECISIONS = ("ieee", "tf32")
+NEAR_FRACTION = {"ieee": 2.0**-6, "tf32": 2.0**-3}
+HALF_TYPES = (torch.float16, torch.bfloat16)
+SUPPORTED = (torch.float32, torch.float64) + HALF_TYPES
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+@dataclass(frozen=True)
+class Blocks:
+    rows: int  # BM: rows of x per program
+    cols: int  # BN: rows of y per streamed tile
+    feat: int  # BD: feature chunk of the distance dot product (and BDO, the output feature block)
+    weights: int  # BP: weight columns per program / per chunk
+    warps: int
+
+
+def blocks(device: torch.device, d: int, p: int, dtype: torch.dtype) -> Blocks:
+    """Small tiles under the interpreter (CPU tensors), GPU-sized tiles on CUDA; tl.dot needs >= 16."""
+    if device.type != "cuda":
+        return Blocks(16, 16, 16, 16, 1)
+    feat = min(64, max(16, triton.next_power_of_2(d)))
+    weights = min(64, max(16, triton.next_power_of_2(p)))
+    side = 32 if dtype == torch.float64 else 64
+    return Blocks(side, side, feat, weights, 4)
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _check(precision: str, *tensors: torch.Tensor) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    for t in tensors:
+        if t.dtype not in SUPPORTED:
+            raise TypeError(f"the triton backend takes float16/bfloat16/float32/float64 tensors, got {t.dtype}")
+
+
+@dataclass(frozen=True)
+class PairPlan:
+    """Everything the sum kernels need besides the data: kernel code, per-bandwidth coefficients,
+    the shared center, flags and tiles."""
+    kind: int
+    coef: torch.Tensor
+    nbw: int
+    center: torch.Tensor
+    centered: bool
+    sym: bool
+    exclude: bool
+    precision: str
+    tau: float
+
+    def flags(self):
+        return dict(KIND=self.kind, SYM=self.sym, EXCLUDE=self.exclude, CENTER=self.centered,
+                    PREC=self.precision, TAU=self.tau)
+
+
+def _coefficients(kernel: str, bandwidths, dtype, device) -> torch.Tensor:
+    """rbf -1/(2 sigma^2), laplacian -1/sigma, imq sigma (C); energy and linear have no scale."""
+    if kernel == "rbf":
+        c = [-1.0 / (2.0 * s * s) for s in bandwidths]
+    elif kernel == "laplacian":
+        c = [-1.0 / s for s in bandwidths]
+    elif kernel == "imq":
+        c = [float(s) for s in bandwidths]
+    elif kernel in ("energy", "linear"):
+        c = [0.0]
+    else:
+        raise ValueError(f"kernel must be one of {tuple(KIND_CODES)}, got {kernel!r}")
+    return torch.tensor(c, dtype=dtype, device=device)
+
+
+def plan(x, y, kernel: str, bandwidths, precision: str, sym: bool, exclude: bool) -> PairPlan:
+    """Centering (float32/float64 distance kernels only): c = mean of the rows of x (and y), shared by
+    both sides, so s is unchanged and the norms the dot product rounds against are small. bf16/fp16
+    inputs are not centered: rounding the centered values back to half would change the data."""
+    ct = _compute_dtype(x.dtype)
+    coef = _coefficients(kernel, bandwidths, ct, x.device)
+    centered = kernel != "linear" and x.dtype not in HALF_TYPES
+    if centered:
+        center = x.to(ct).mean(1) if sym else 0.5 * (x.to(ct).mean(1) + y.to(ct).mean(1))
+    else:
+        center = torch.zeros((x.shape[0], x.shape[2]), dtype=ct, device=x.device)
+    tau = NEAR_FRACTION[precision]
+    return PairPlan(KIND_CODES[kernel], coef, coef.numel(), center.contiguous(), centered, sym, exclude, precision, tau)
+
+
+def row_sums(x, y, w, pl: PairPlan, a=None) -> torch.Tensor:
+    """T_bip = sum_j K(x_bi, y_bj) w_bjp as (B, N, P); with `a`, the per-row-block partials
+    sum_i a_bip T_bip as (B, ceil(N / BM), P) instead. Compute dtype."""
+    bsz, n, d = x.shape
+    m, p = y.shape[1], w.shape[2]
+    bl = blocks(x.device, d, p, x.dtype)
+    row_blocks = triton.cdiv(n, bl.rows)
+    shape = (bsz, row_blocks, p) if a is not None else (bsz, n, p)
+    out = torch.empty(shape, dtype=pl.coef.dtype, device=x.device)
+    grid = (row_blocks, bsz, triton.cdiv(p, bl.weights))
+    pair_rows_kernel[grid](x, y, pl.center, pl.coef, pl.nbw, w, w if a is None else a, out, n, m, d, p,
+                           REDUCE=a is not None, **pl.flags(), BM=bl.rows, BN=bl.cols, BD=bl.feat, BP=bl.weights,
+                           num_warps=bl.warps)
+    return out
+
+
+def row_grads(x, y, u, v, pl: PairPlan) -> torch.Tensor:
+    """sum_j G_ij 2 (x_i - y_j) (linear kernel: sum_j G_ij y_j), G_ij = dk/ds(s_ij) sum_p u_ip v_jp: (B, N, d)."""
+    bsz, n, d = x.shape
+    m, p = y.shape[1], u.shape[2]
+    bl = blocks(x.device, d, p, x.dtype)
+    out = torch.empty((bsz, n, d), dtype=pl.coef.dtype, device=x.device)
+    grid = (triton.cdiv(n, bl.rows), bsz, triton.cdiv(d, bl.feat))
+    pair_grad_kernel[grid](x, y, pl.center, pl.coef, pl.nbw, u, v, out, n, m, d, p, **pl.flags(),
+                           BM=bl.rows, BN=bl.cols, BD=bl.feat, BP=bl.weights, BDO=bl.feat, num_warps=bl.warps)
+    return out
+
+
+# ---- the kernel-module protocol ----------------------------------------------------------------
+
+def kernel_sum_forward(x, y, a, b, kernel, bandwidths, precision="ieee"):
+    """out_bp = sum_ij a_bip k(x_bi, y_bj) b_bjp: (B, P)."""
+    _check(precision, x, y, a, b)
+    pl = plan(x, y, kernel, bandwidths, precision, sym=False, exclude=False)
+    return row_sums(x, y, b, pl, a=a).sum(1).to(x.dtype)
+
+
+def kernel_sum_backward(g, x, y, a, b, kernel, bandwidths, needs, precision="ieee"):
+    """gx_i = sum_j G_ij 2 (x_i - y_j), gy_j = sum_i G_ij 2 (y_j - x_i) with G_ij = dk/ds sum_p g_p a_ip b_jp
+    (linear: gx = G y, gy = G^T x); ga = g * (K b), gb = g * (K^T a)."""
+    _check(precision, g, x, y, a, b)
+    pl = plan(x, y, kernel, bandwidths, precision, sym=False, exclude=False)
+    gw = g.unsqueeze(1)
+    gx = row_grads(x, y, (a * gw).contiguous(), b, pl).to(x.dtype) if needs[0] else None
+    gy = row_grads(y, x, (b * gw).contiguous(), a, pl).to(y.dtype) if needs[1] else None
+    ga = (row_sums(x, y, b, pl) * gw).to(a.dtype) if needs[2] else None
+    gb = (row_sums(y, x, a, pl) * gw).to(b.dtype) if needs[3] else None
+    return gx, gy, ga, gb
+
+
+def kernel_sum_sym_forward(x, a, kernel, bandwidths, exclude_diag, precision="ieee"):
+    """out_bp = sum_ij a_bip k(x_bi, x_bj) a_bjp over i != j when exclude_diag: (B, P)."""
+    _check(precision, x, a)
+    pl = plan(x, x, kernel, bandwidths, precision, sym=True, exclude=bool(exclude_diag))
+    return row_sums(x, x, a, pl, a=a).sum(1).to(x.dtype)
+
+
+def kernel_sum_sym_backward(g, x, a, kernel, bandwidths, exclude_diag, needs, precision="ieee"):
+    """x_i appears as both arguments, so gx = 2 * (the one-sided gradient) and ga = 2 g * (K a)."""
+    _check(precision, g, x, a)
+    pl = plan(x, x, kernel, bandwidths, precision, sym=True, exclude=bool(exclude_diag))
+    gw = g.unsqueeze(1)
+    gx = (2.0 * row_grads(x, x, (a * gw).contiguous(), a, pl)).to(x.dtype) if needs[0] else None
+    ga = (2.0 * row_sums(x, x, a, pl) * gw).to(a.dtype) if needs[1] else None
+    return gx, ga
+
+
+@dataclass(frozen=True)
+class MixturePlan:
+    z: torch.Tensor  # centered rows, compute dtype
+    means: torch.Tensor  # centered means
+    e: torch.Tensor  # exp(-lv)
+    q: torch.Tensor  # -2 m e
+    cst: torch.Tensor  # sum_k (m^2 e + lv) + d log 2 pi
+    precision: str
+
+
+def mixture_plan(z, means, logvars, precision) -> MixturePlan:
+    ct = _compute_dtype(z.dtype)
+    z, means, logvars = z.to(ct), means.to(ct), logvars.to(ct)
+    center = means.mean(0, keepdim=True)
+    zc, mc = (z - center).contiguous(), (means - center).contiguous()
+    e = torch.exp(-logvars)
+    cst = (mc * mc * e + logvars).sum(1) + z.shape[1] * LOG_2PI
+    return MixturePlan(zc, mc, e.contiguous(), (-2.0 * mc * e).contiguous(), cst.contiguous(), precision)
+
+
+def mixture_lse(mp: MixturePlan) -> torch.Tensor:
+    """lse_i = log sum_j exp(score_ij): (N,), compute dtype."""
+    n, d = mp.z.shape
+    m = mp.means.shape[0]
+    bl = blocks(mp.z.device, d, 1, mp.z.dtype)
+    lse = torch.empty(n, dtype=mp.z.dtype, device=mp.z.device)
+    mixture_lse_kernel[(triton.cdiv(n, bl.rows),)](mp.z, mp.e, mp.q, mp.cst, lse, n, m, d, PREC=mp.precision,
+                                                   BM=bl.rows, BN=bl.cols, BD=bl.feat, num_warps=bl.warps)
+    return lse
+
+
+def mixture_logpdf_forward(z, means, logvars, precision="ieee"):
+    """out_i = log (1/M) sum_j N(z_i; m_j, diag exp(lv_j)) = lse_i - log M: (N,)."""
+    _check(precision, z, means, logvars)
+    mp = mixture_plan(z, means, logvars, precision)
+    return (mixture_lse(mp) - math.log(means.shape[0])).to(z.dtype)
+
+
+def mixture_logpdf_backward(g, z, means, logvars, out, needs, precision="ieee"):
+    """With R_ij = exp(score_ij - lse_i): gz_i = g_i sum_j R_ij (m_j - z_i) e_j,
+    gm_j = sum_i g_i R_ij (z_i - m_j) e_j, glv_j = sum_i g_i R_ij ((z_i - m_j)^2 e_j - 1) / 2."""
+    _check(precision, g, z, means, logvars, out)
+    mp = mixture_plan(z, means, logvars, precision)
+    n, d = mp.z.shape
+    m = mp.means.shape[0]
+    if out.dtype == mp.z.dtype:
+        lse = (out.to(mp.z.dtype) + math.log(m)).contiguous()
+    else:  # a half-precision `out` is too coarse to normalize the responsibilities: recompute it
+        lse = mixture_lse(mp)
+    gc = g.to(mp.z.dtype).contiguous()
+    bl = blocks(z.device, d, 1, mp.z.dtype)
+    tiles = dict(PREC=precision, BM=bl.rows, BN=bl.cols, BD=bl.feat, BDO=bl.feat, num_warps=bl.warps)
+    gz = gm = glv = None
+    if needs[0]:
+        gz = torch.empty_like(mp.z)
+        mixture_grad_z_kernel[(triton.cdiv(n, bl.rows), triton.cdiv(d, bl.feat))](
+            mp.z, mp.e, mp.q, mp.cst, lse, gc, gz, n, m, d, **tiles)
+        gz = gz.to(z.dtype)
+    if needs[1] or needs[2]:
+        gm_buf = torch.empty_like(mp.means) if needs[1] else mp.means
+        glv_buf = torch.empty_like(mp.means) if needs[2] else mp.means
+        mixture_grad_components_kernel[(triton.cdiv(m, bl.cols), triton.cdiv(d, bl.feat))](
+            mp.z, mp.e, mp.q, mp.cst, mp.means, lse, gc, gm_buf, glv_buf, n, m, d,
+            NEED_M=bool(needs[1]), NEED_LV=bool(needs[2]), **tiles)
+        gm = gm_buf.to(means.dtype) if needs[1] else None
+        glv = glv_buf.to(logvars.dtype) if needs[2] else None
+    return gz, gm, glv

@@ -1,0 +1,117 @@
+"""Triton kernels of the weighted kernel sums, tiled like FlashAttention: a program owns a block of
+rows of x and streams blocks of rows of y; the kernel tile lives in registers only.
+
+pair_rows_kernel  T_ip = sum_j K_ij w_jp           (REDUCE: per-row-block partials sum_i a_ip T_ip)
+pair_grad_kernel  g_i  = 2 sum_j G_ij (x_i - y_j),  G_ij = dk/ds(s_ij) sum_p u_ip v_jp
+                  (linear kernel: g_i = sum_j G_ij y_j with G_ij = sum_p u_ip v_jp)
+
+Grids: (row blocks, batch, weight-column blocks) and (row blocks, batch, feature blocks of the
+output). Each output element is written by exactly one program: no atomics, fixed summation order.
+"""
+import triton
+import triton.language as tl
+
+from .pairwise_tiles import LINEAR, any_true, kernel_slope, kernel_tile, load_cols, load_rows, row_norms, sq_dist_tile
+
+
+@triton.jit
+def pair_rows_kernel(x, y, center, coef, nbw, w, a, out, N, M, d, P,
+                     KIND: tl.constexpr, SYM: tl.constexpr, EXCLUDE: tl.constexpr, CENTER: tl.constexpr,
+                     REDUCE: tl.constexpr, PREC: tl.constexpr, TAU: tl.constexpr,
+                     BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, BP: tl.constexpr):
+    pid_m = tl.program_id(0)
+    pid_b = tl.program_id(1).to(tl.int64)
+    pid_p = tl.program_id(2)
+    DT = x.dtype.element_ty
+    CT = center.dtype.element_ty
+    x += pid_b * N * d
+    y += pid_b * M * d
+    center += pid_b * d
+    w += pid_b * M * P
+    rows = pid_m * BM + tl.arange(0, BM)
+    rmask = rows < N
+    ps = pid_p * BP + tl.arange(0, BP)
+    pmask = ps < P
+    nx = row_norms(x, center, rows, rmask, d, CENTER, BM, BD)
+    acc = tl.zeros([BM, BP], dtype=CT)
+    for j0 in range(0, M, BN):
+        cols = j0 + tl.arange(0, BN)
+        cmask = cols < M
+        k = kernel_tile(x, y, center, coef, nbw, rows, cols, rmask, cmask, nx, d, KIND, SYM, EXCLUDE, CENTER, PREC,
+                        TAU, BM, BN, BD)
+        wt = tl.load(w + cols[:, None] * P + ps[None, :], mask=cmask[:, None] & pmask[None, :], other=0.0)
+        acc += tl.dot(k.to(DT), wt.to(DT), input_precision=PREC)
+    if REDUCE:
+        a += pid_b * N * P
+        at = tl.load(a + rows[:, None] * P + ps[None, :], mask=rmask[:, None] & pmask[None, :], other=0.0)
+        part = tl.sum(at.to(CT) * acc, 0)
+        nblocks = tl.num_programs(0)
+        tl.store(out + (pid_b * nblocks + pid_m) * P + ps, part, mask=pmask)
+    else:
+        out += pid_b * N * P
+        tl.store(out + rows[:, None] * P + ps[None, :], acc, mask=rmask[:, None] & pmask[None, :])
+
+
+@triton.jit
+def pair_grad_kernel(x, y, center, coef, nbw, u, v, out, N, M, d, P,
+                     KIND: tl.constexpr, SYM: tl.constexpr, EXCLUDE: tl.constexpr, CENTER: tl.constexpr,
+                     PREC: tl.constexpr, TAU: tl.constexpr,
+                     BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, BP: tl.constexpr, BDO: tl.constexpr):
+    pid_m = tl.program_id(0)
+    pid_b = tl.program_id(1).to(tl.int64)
+    pid_k = tl.program_id(2)
+    DT = x.dtype.element_ty
+    CT = center.dtype.element_ty
+    x += pid_b * N * d
+    y += pid_b * M * d
+    center += pid_b * d
+    u += pid_b * N * P
+    v += pid_b * M * P
+    rows = pid_m * BM + tl.arange(0, BM)
+    rmask = rows < N
+    k0 = pid_k * BDO
+    ko = k0 + tl.arange(0, BDO)
+    k_end = tl.minimum(k0 + BDO, d)
+    nx = row_norms(x, center, rows, rmask, d, CENTER, BM, BD)
+    rowsum = tl.zeros([BM], dtype=CT)
+    acc = tl.zeros([BM, BDO], dtype=CT)
+    exact = tl.zeros([BM, BDO], dtype=CT)
+    for j0 in range(0, M, BN):
+        cols = j0 + tl.arange(0, BN)
+        cmask = cols < M
+        wt = tl.zeros([BM, BN], dtype=CT)
+        for p0 in range(0, P, BP):
+            ps = p0 + tl.arange(0, BP)
+            pmask = ps < P
+            ut = tl.load(u + rows[:, None] * P + ps[None, :], mask=rmask[:, None] & pmask[None, :], other=0.0)
+            vt = tl.load(v + cols[None, :] * P + ps[:, None], mask=cmask[None, :] & pmask[:, None], other=0.0)
+            wt += tl.dot(ut.to(DT), vt.to(DT), input_precision=PREC)
+        keep = rmask[:, None] & cmask[None, :]
+        if KIND == LINEAR:
+            if EXCLUDE:
+                keep = keep & (rows[:, None] != cols[None, :])
+            g = tl.where(keep, wt, 0.0)
+        else:
+            s, near = sq_dist_tile(x, y, center, rows, cols, rmask, cmask, nx, d, SYM, CENTER, PREC, TAU, BM, BN, BD)
+            if SYM:  # x_i - x_i = 0: the diagonal contributes nothing, whatever dk/ds is there
+                keep = keep & (rows[:, None] != cols[None, :])
+            g = tl.where(keep, wt * kernel_slope(s, coef, nbw, KIND), 0.0)
+            if any_true(near):  # near pairs: sum_j G_ij (x_i - y_j) from explicit differences
+                g_near = tl.where(near, g, 0.0)
+                g = tl.where(near, 0.0, g)
+                for k in range(k0, k_end):
+                    xk = tl.load(x + rows * d + k, mask=rmask, other=0.0).to(CT)
+                    yk = tl.load(y + cols * d + k, mask=cmask, other=0.0).to(CT)
+                    part = tl.sum(g_near * (xk[:, None] - yk[None, :]), 1)
+                    exact += tl.where(ko[None, :] == k, part[:, None], 0.0)
+        g_dot = g.to(DT)
+        rowsum += tl.sum(g_dot.to(CT), 1)
+        yt = load_rows(y, center, cols, cmask, k0, d, CENTER, BDO)
+        acc += tl.dot(g_dot, yt.to(DT), input_precision=PREC)
+    if KIND == LINEAR:
+        res = acc
+    else:
+        xt = load_rows(x, center, rows, rmask, k0, d, CENTER, BDO)
+        res = 2.0 * (xt * rowsum[:, None] - acc + exact)
+    out += pid_b * N * d
+    tl.store(out + rows[:, None] * d + ko[None, :], res, mask=rmask[:, None] & (ko[None, :] < d))
