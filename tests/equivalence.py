@@ -71,6 +71,9 @@ def assert_close(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtyp
     tol = TOLERANCES[dtype]
     actual = actual.detach().to(torch.float64)
     expected = expected.detach().to(torch.float64)
+    # a true value beyond the dtype's range is an infinity in that dtype
+    big = expected.abs() > torch.finfo(dtype).max
+    expected = torch.where(big, expected.sign() * float("inf"), expected)
     assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} != reference {tuple(expected.shape)}"
     nan_a, nan_e = torch.isnan(actual), torch.isnan(expected)
     assert torch.equal(nan_a, nan_e), f"{what}: NaN pattern differs from the reference"
@@ -144,10 +147,13 @@ def check_equivalence(
 
     fast_g = grads(fast_out, fast_in, double_backward)
     ref_g = grads(ref_out, ref_in, double_backward)
+    # A gradient that is exactly 0 in theory (a second derivative of |x - y| in 1-D, say) is rounding
+    # noise in the fast op; its scale is that of the other gradients of the same call.
+    grad_scale = _largest(ref_g)
     for n, f, r in zip(names, fast_g, ref_g):
         f = torch.zeros_like(fast_in[n]) if f is None else f
         r = torch.zeros_like(ref_in[n]) if r is None else r
-        assert_close(f, r, dtype, f"grad:{n}", scales.get(f"grad:{n}"))
+        assert_close(f, r, dtype, f"grad:{n}", max(grad_scale, scales.get(f"grad:{n}", 0.0)))
     if not double_backward:
         return
 
@@ -159,7 +165,13 @@ def check_equivalence(
     ref_s = sum((r * p).sum() for _, r, p in pairs)
     fast_gg = torch.autograd.grad(fast_s, [fast_in[n] for n in names], allow_unused=True)
     ref_gg = torch.autograd.grad(ref_s, [ref_in[n] for n in names], allow_unused=True)
+    grad2_scale = max(_largest(ref_gg), grad_scale)
     for n, f, r in zip(names, fast_gg, ref_gg):
         f = torch.zeros_like(fast_in[n]) if f is None else f
         r = torch.zeros_like(ref_in[n]) if r is None else r
-        assert_close(f, r, dtype, f"grad2:{n}", scales.get(f"grad2:{n}"))
+        assert_close(f, r, dtype, f"grad2:{n}", max(grad2_scale, scales.get(f"grad2:{n}", 0.0)))
+
+
+def _largest(tensors) -> float:
+    finite = [t.detach().abs()[torch.isfinite(t.detach())] for t in tensors if t is not None]
+    return max([float(t.max()) for t in finite if t.numel()] + [0.0])
