@@ -4,7 +4,7 @@ backend="auto", and raises under an explicit backend)."""
 from __future__ import annotations
 
 # kernel_sum, mmd2, mmd_test, gaussian_mixture_logpdf: the tiled pairwise engine
-PAIRWISE_CPP: frozenset[str] = frozenset()
+PAIRWISE_CPP: frozenset[str] = frozenset({"kernel_sum", "mmd2", "mmd_test", "gaussian_mixture_logpdf"})
 PAIRWISE_TRITON: frozenset[str] = frozenset()
 # ratio losses and Gaussian latent terms: the fused elementwise-plus-reduction kernels
 LOSSES_CPP: frozenset[str] = frozenset()
