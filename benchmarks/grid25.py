@@ -1,0 +1,58 @@
+"""The mode-collapse table of the DALI paper on VEEGAN's 5 x 5 grid of Gaussians.
+
+Protocol (ALI/PacGAN networks): generator z in R^2 -> 4 x [400, batch norm, ReLU] -> 2;
+discriminators 3 maxout layers of 200 units with 5 pieces; Adam lr 1e-4, beta1 0.8, batch 100;
+2,500 samples scored by modes captured and % high-quality samples (within 3 std of a mode).
+
+    python benchmarks/grid25.py --steps 300 --seeds 5 [--models gan,ali] [--timing-steps 20]
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from implicitdiv.models import benchmark  # noqa: E402
+from implicitdiv.models.report import mean_spread, write_subsection  # noqa: E402
+
+MODELS = ("gan", "ali", "alice_l2", "dali", "dali_f", "vidm", "asvae", "wgan_gp", "gmmn", "mmdgan")
+# modes captured / % high-quality samples, as printed in the DALI paper's table
+PUBLISHED = {"gan": (3.3, 0.5), "ali": (15.84, 1.6), "unrolled GAN": (23.6, 16), "VEEGAN": (24.6, 40),
+             "SN-GAN": (25, 67.8), "dali": (25, 81.1), "dali_f": (25, 66.4)}
+
+
+def table(records: list[dict], models: list[str]) -> str:
+    lines = ["| model | modes (of 25) | % high quality | published modes / % HQ | runs | steps |",
+             "|---|---|---|---|---|---|"]
+    for m in models:
+        rs = [r for r in records if r["model"] == m]
+        pub = PUBLISHED.get(m)
+        lines.append(f"| {m} | {mean_spread([r['metrics']['modes'] for r in rs])} | "
+                     f"{mean_spread([r['metrics']['high_quality_percent'] for r in rs])} | "
+                     f"{f'{pub[0]} / {pub[1]}' if pub else '-'} | {len(rs)} | {rs[0]['steps'] if rs else '-'} |")
+    for name in ("unrolled GAN", "VEEGAN", "SN-GAN"):
+        lines.append(f"| {name} (not run here) | - | - | {PUBLISHED[name][0]} / {PUBLISHED[name][1]} | 0 | - |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    args = benchmark.parser(__doc__.splitlines()[0], MODELS, steps=300).parse_args(argv)
+    models, config = benchmark.setup(args)
+    log = Path(args.log or "runs/bench/grid25.jsonl")
+    records = benchmark.run_all("grid25", models, args.seeds, config, args.backend, log)
+    body = (f"Command: `{benchmark.command_line()}` (backend {args.backend}, {args.threads} torch thread(s); "
+            f"mean ± std over seeds 0..{args.seeds - 1}; per-run log {log}).\n\n" + table(records, models))
+    print(body)
+    if not args.no_write:
+        write_subsection(Path(args.results), "grid25: modes captured and % high-quality samples", body)
+    if args.timing_steps:
+        rows = benchmark.step_time_ratios("grid25", models, args.timing_steps, config)
+        tbody = benchmark.timing_table(rows, args.timing_steps, benchmark.command_line())
+        print(tbody)
+        if not args.no_write:
+            write_subsection(Path(args.results), "Step time: fast backend against the reference (grid25 networks)", tbody)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""What benchmarks/grid25.py and benchmarks/digits.py share: the command line, the loop over
+models and seeds (each finished run appended to a JSON-lines log, so a cut-off run keeps its
+results), and the step-time ratio of the fast backend against the reference."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import implicitdiv as idv
+from implicitdiv.ops import registry as op_registry
+
+from .data import load
+from .registry import get
+from .trainer import PAPER, TrainConfig, evaluate, train
+
+
+def parser(description: str, models: tuple[str, ...], steps: int) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--steps", type=int, default=steps, help=f"generator updates per run (default {steps})")
+    p.add_argument("--seeds", type=int, default=5, help="seeds 0 .. S-1 (default 5)")
+    p.add_argument("--models", default=",".join(models), help="comma-separated MODELS names")
+    p.add_argument("--lr", type=float, default=PAPER.lr, help=f"Adam learning rate (paper: {PAPER.lr})")
+    p.add_argument("--backend", default="reference", help="backend of the training runs (default reference)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
+    p.add_argument("--log", default=None, help="JSON-lines file of finished runs (default runs/bench/<name>.jsonl)")
+    p.add_argument("--results", default=str(Path(__file__).resolve().parents[2] / "benchmarks" / "RESULTS.md"))
+    p.add_argument("--timing-steps", type=int, default=0,
+                   help="also time N steps per model on the fast backend against the reference (0: skip)")
+    p.add_argument("--no-write", action="store_true", help="print the tables, leave RESULTS.md alone")
+    return p
+
+
+def fast_backend(model: str) -> tuple[str | None, str]:
+    """The fast backend to time a model on, and a note: "cpp" when every implicitdiv function the
+    model calls is fused there, "auto" (fused where possible) when some are, else None."""
+    uses = get(model).uses
+    if "cpp" not in idv.backends():
+        return None, "implicitdiv._C is not built"
+    fused = [f for f in uses if op_registry.has("cpp", f)]
+    if not uses:
+        return None, "calls no implicitdiv function with a backend"
+    if len(fused) == len(uses):
+        return "cpp", "all fused"
+    if fused:
+        return "auto", f"fused: {', '.join(fused)}; reference: {', '.join(f for f in uses if f not in fused)}"
+    return None, f"no fused cpp op yet for {', '.join(uses)}"
+
+
+def run_all(data_name: str, models: list[str], seeds: int, config: TrainConfig, backend: str, log: Path) -> list[dict]:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    records = []
+    for model in models:
+        for seed in range(seeds):
+            data = load(data_name, seed=seed)
+            t0 = time.perf_counter()
+            run = train(model, data, backend=backend, seed=seed, config=config)
+            rec = {"model": model, "seed": seed, "steps": config.steps, "lr": config.lr, "arch": config.arch,
+                   "backend": backend, "step_seconds": run.step_seconds, "wall_seconds": time.perf_counter() - t0,
+                   "metrics": evaluate(run)}
+            records.append(rec)
+            with log.open("a") as f:
+                f.write(json.dumps(rec) + "\n")
+            print(json.dumps(rec), flush=True)
+    return records
+
+
+def step_time_ratios(data_name: str, models: list[str], steps: int, config: TrainConfig, repeats: int = 3) -> list[dict]:
+    """Per model: median over interleaved repeats of (reference step time / fast step time)."""
+    data = load(data_name, seed=0)
+    out = []
+    cfg = dataclasses.replace(config, steps=steps, progress=False)
+    for model in models:
+        fast, note = fast_backend(model)
+        if fast is None:
+            out.append({"model": model, "fast": None, "note": note})
+            continue
+        ratios = []
+        for _ in range(repeats):
+            ref = train(model, data, backend="reference", seed=0, config=cfg).step_seconds
+            fst = train(model, data, backend=fast, seed=0, config=cfg).step_seconds
+            ratios.append(ref / fst)
+        out.append({"model": model, "fast": fast, "note": note, "ratio": statistics.median(ratios), "ratios": ratios})
+        print(json.dumps(out[-1]), flush=True)
+    return out
+
+
+def timing_table(rows: list[dict], steps: int, command: str) -> str:
+    lines = ["| model | fast backend | reference / fast step time (median of 3) | note |", "|---|---|---|---|"]
+    for r in rows:
+        ratio = f"{r['ratio']:.2f}x" if "ratio" in r else "-"
+        lines.append(f"| {r['model']} | {r['fast'] or '-'} | {ratio} | {r['note']} |")
+    return (f"Training step time, {steps} steps per measurement, interleaved reference/fast repeats in one "
+            f"process. Command: `{command}`\n\n" + "\n".join(lines))
+
+
+def setup(args) -> tuple[list[str], TrainConfig]:
+    torch.set_num_threads(args.threads)
+    models = [get(m).name for m in args.models.split(",") if m]
+    return models, dataclasses.replace(PAPER, steps=args.steps, lr=args.lr, progress=False)
+
+
+def command_line() -> str:
+    return "python " + " ".join(sys.argv)
