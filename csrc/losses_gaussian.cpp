@@ -1,0 +1,127 @@
+#include "losses_gaussian.h"
+
+#include <stdexcept>
+#include <vector>
+
+#include "losses_driver.h"
+#include "losses_math.h"
+
+namespace implicitdiv {
+
+namespace {
+
+constexpr int64_t kBlock = 512;           // columns per cache-resident block
+constexpr int64_t kChunkElems = 16384;    // about this many elements per partial sum
+
+template <typename T>
+constexpr T kLog2Pi = T(1.8378770664093454835606594728112);
+
+// 1/2 [(z - m)^2 e^-lv + lv + log 2 pi]
+struct Nll {
+  static constexpr int kIn = 3, kOut = 2;
+  template <typename T>
+  static T eval(const T (&x)[4], T ds, T (&o)[3]) {
+    const T diff = x[0] - x[1];
+    const T q = diff * lossmath::exp(-x[2]);
+    o[0] = ds * q;
+    o[1] = ds * T(0.5) * (T(1) - diff * q);
+    return T(0.5) * (diff * q + x[2] + kLog2Pi<T>);
+  }
+};
+
+// 1/2 [e^lv + m^2 - 1 - lv], with e^lv - 1 as expm1
+struct KlStdNormal {
+  static constexpr int kIn = 2, kOut = 1;
+  template <typename T>
+  static T eval(const T (&x)[4], T ds, T (&o)[3]) {
+    const T e = lossmath::expm1(x[1]);
+    o[0] = ds * T(0.5) * e;
+    return T(0.5) * ((e - x[1]) + x[0] * x[0]);
+  }
+};
+
+// 1/2 [lp - lq + e^(lq - lp) - 1 + (mq - mp)^2 e^-lp]
+struct KlGaussians {
+  static constexpr int kIn = 4, kOut = 3;
+  template <typename T>
+  static T eval(const T (&x)[4], T ds, T (&o)[3]) {
+    const T diff = x[0] - x[2];
+    const T q = diff * lossmath::exp(-x[3]);
+    const T e = lossmath::expm1(x[1] - x[3]);
+    o[0] = ds * q;
+    o[1] = ds * T(0.5) * e;
+    o[2] = ds * T(-0.5) * (e + diff * q);
+    return T(0.5) * ((x[3] - x[1]) + e + diff * q);
+  }
+};
+
+// z = m + e^(lv/2) eps; row value -1/2 [eps^2 + lv + log 2 pi]
+struct Reparam {
+  static constexpr int kIn = 3, kOut = 3;
+  template <typename T>
+  static T eval(const T (&x)[4], T ds, T (&o)[3]) {
+    const T sd = lossmath::exp(T(0.5) * x[1]);
+    o[0] = x[0] + sd * x[2];
+    o[1] = ds * T(0.5) * sd * x[2];
+    o[2] = ds * sd;
+    return T(-0.5) * (x[2] * x[2] + x[1] + kLog2Pi<T>);
+  }
+};
+
+template <typename K, typename T>
+double run(const GaussianCall<T>& call, int threads) {
+  const int64_t rows = call.rows, d = call.d;
+  const int64_t rows_per_chunk = std::max<int64_t>(1, kChunkElems / d);
+  const int64_t chunks = (rows + rows_per_chunk - 1) / rows_per_chunk;
+  const T ds = T(call.deriv_scale);
+  std::vector<double> partials(chunks, 0.0);
+  for_each_chunk(chunks, threads, [&](int64_t c) {
+    T values[kBlock];
+    T unwanted[K::kOut][kBlock];
+    const int64_t row_end = std::min(rows, (c + 1) * rows_per_chunk);
+    double chunk_sum = 0;
+    for (int64_t r = c * rows_per_chunk; r < row_end; ++r) {
+      double row_sum = 0;
+      for (int64_t j0 = 0; j0 < d; j0 += kBlock) {
+        const int64_t len = std::min(kBlock, d - j0);
+        const T* in[K::kIn];
+        T* out[K::kOut];
+        for (int q = 0; q < K::kIn; ++q) in[q] = call.in[q] + r * call.in_row_stride[q] + j0;
+        for (int q = 0; q < K::kOut; ++q) out[q] = call.outs[q] != nullptr ? call.outs[q] + r * d + j0 : unwanted[q];
+#pragma GCC ivdep
+        for (int64_t j = 0; j < len; ++j) {
+          T x[4] = {};
+          for (int q = 0; q < K::kIn; ++q) x[q] = in[q][j];
+          T o[3];
+          values[j] = K::eval(x, ds, o);
+          for (int q = 0; q < K::kOut; ++q) out[q][j] = o[q];
+        }
+        row_sum += sum_block(values, len);
+      }
+      if (call.row_values != nullptr) call.row_values[r] = T(row_sum);
+      chunk_sum += row_sum;
+    }
+    partials[c] = chunk_sum;
+  });
+  double total = 0;
+  sum_partials(partials, chunks, 1, &total);
+  return total;
+}
+
+}  // namespace
+
+template <typename T>
+double gaussian_terms(const GaussianCall<T>& call, int threads) {
+  switch (static_cast<GaussianKind>(call.kind)) {
+    case GaussianKind::kNll: return run<Nll>(call, threads);
+    case GaussianKind::kKlStdNormal: return run<KlStdNormal>(call, threads);
+    case GaussianKind::kKlGaussians: return run<KlGaussians>(call, threads);
+    case GaussianKind::kReparam: return run<Reparam>(call, threads);
+    default: throw std::invalid_argument("unknown Gaussian kind id");
+  }
+}
+
+template double gaussian_terms<float>(const GaussianCall<float>&, int);
+template double gaussian_terms<double>(const GaussianCall<double>&, int);
+
+}  // namespace implicitdiv

@@ -1,0 +1,162 @@
+"""Autograd Function and torch.library op for the fused Gaussian latent terms.
+
+One forward op (implicitdiv::gaussian_terms) reads the (broadcast) inputs once and writes the
+per-row sums over the last dim (or their mean/sum) and, for the inputs that need a gradient, the
+derivatives of the term, already multiplied by 1/rows for a mean. The backward multiplies them by
+the incoming gradient (per row for reduction="none") and never reads the data again. With
+create_graph=True the backward recomputes through the differentiable reference instead, so double
+backward is exact.
+
+  nll             1/2 sum_k [(z - m)^2 e^-lv + lv + log 2 pi]      saves d/dz (d/dm = -d/dz), d/dlv
+  kl_std_normal   1/2 sum_k [e^lv + m^2 - 1 - lv]                  saves d/dlv (d/dm = m)
+  kl_gaussians    1/2 sum_k [lp - lq + e^(lq-lp) + (mq-mp)^2 e^-lp - 1]
+                                                                   saves d/dmq (d/dmp = -d/dmq), d/dlq, d/dlp
+  reparameterize  z = m + e^(lv/2) eps, log q = -1/2 sum_k [eps^2 + lv + log 2 pi]
+                                                                   saves dz/dlv, dz/deps
+
+The kernel module implicitdiv.kernels.<backend>.gaussian implements gaussian_forward (its
+docstring gives the protocol). Inputs reach it as (rows, d) views with unit column stride; a
+broadcast input keeps row stride 0 instead of being copied.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..kernels import load
+from ..reference import gaussian as ref
+
+KIND = {"gaussian_nll": "nll", "kl_std_normal": "kl_std_normal", "kl_gaussians": "kl_gaussians",
+        "reparameterize": "reparameterize"}
+
+
+def _wanted_outputs(function, needs):
+    """Which elementwise outputs of the kind the backward will need, given needs_input_grad."""
+    if function == "gaussian_nll":
+        z, m, lv = needs
+        return [z or m, lv]
+    if function == "kl_std_normal":
+        return [needs[1]]
+    if function == "kl_gaussians":
+        mq, lq, mp, lp = needs
+        return [mq or mp, lq, lp]
+    return [True, needs[1], needs[2]]  # z itself, dz/dlv, dz/deps
+
+
+def _fused_grads(function, xs, outs, scale, g, g_log_q):
+    """Input gradients from the saved derivative outputs; g is the upstream of the loss, already
+    shaped to broadcast over the last dim."""
+    if function == "gaussian_nll":
+        dz, dlv = outs
+        gz = None if dz is None else g * dz
+        return [gz, None if gz is None else -gz, None if dlv is None else g * dlv]
+    if function == "kl_std_normal":
+        (dlv,) = outs
+        return [(g * scale) * xs[0], None if dlv is None else g * dlv]
+    if function == "kl_gaussians":
+        dmq, dlq, dlp = outs
+        gm = None if dmq is None else g * dmq
+        return [gm, None if dlq is None else g * dlq, None if gm is None else -gm, None if dlp is None else g * dlp]
+    _, dz_dlv, dz_deps = outs
+    return [g, None if dz_dlv is None else g * dz_dlv - 0.5 * g_log_q,
+            None if dz_deps is None else g * dz_deps - g_log_q * xs[2]]
+
+
+def _reference(function, reduction, xs):
+    if function == "reparameterize":
+        return ref.reparameterize(*xs)
+    per_row = getattr(ref, function)(*xs)
+    return per_row.mean() if reduction == "mean" else per_row.sum() if reduction == "sum" else per_row
+
+
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    """x as a (rows, d) view with unit column stride (a broadcast over rows keeps row stride 0), or a
+    contiguous copy where no such view exists."""
+    d = x.shape[-1]
+    if d == 1 or x.stride(-1) == 1:
+        try:
+            return x.view(-1, d)
+        except RuntimeError:
+            pass
+    return x.reshape(-1, d).contiguous()
+
+
+@torch.library.custom_op("implicitdiv::gaussian_terms", mutates_args=())
+def _gaussian_op(xs: list[torch.Tensor], kind: str, want: list[bool], deriv_scale: float, value_scale: float,
+                 per_row: bool, backend: str) -> list[torch.Tensor]:
+    value, outs = load(backend, "gaussian").gaussian_forward(kind, xs, want, deriv_scale, value_scale, per_row)
+    return [value] + [xs[0].new_empty(0) if o is None else o for o in outs]
+
+
+@_gaussian_op.register_fake
+def _(xs, kind, want, deriv_scale, value_scale, per_row, backend):
+    rows, d = xs[0].shape
+    value = xs[0].new_empty((rows,) if per_row else ())
+    return [value] + [xs[0].new_empty((rows, d) if w else (0,)) for w in want]
+
+
+class GaussianTermsFunction(torch.autograd.Function):
+    """forward(function, reduction, backend, *xs) with xs broadcast to one shape (..., d): the loss
+    (reduction over rows), or for reparameterize the pair (z, log_q)."""
+
+    @staticmethod
+    def forward(ctx, function, reduction, backend, *xs):
+        shape = xs[0].shape
+        rows = xs[0].numel() // shape[-1]
+        needs = [bool(n) for n in ctx.needs_input_grad[3:]]
+        want = _wanted_outputs(function, needs)
+        if function != "reparameterize" and not any(needs):
+            want = [False] * len(want)
+        scale = 1.0 / rows if reduction == "mean" else 1.0
+        per_row = reduction == "none"
+        results = _gaussian_op([_rows(x) for x in xs], KIND[function], want, scale, scale, per_row, backend)
+        value = results[0].view(shape[:-1]) if per_row else results[0]
+        outs = [o.view(shape) if w else None for o, w in zip(results[1:], want)]
+        ctx.config = (function, reduction, scale, [o is not None for o in outs], len(xs))
+        ctx.save_for_backward(*xs, *[o for o in outs if o is not None])
+        if function == "reparameterize":
+            return outs[0], value
+        return value
+
+    @staticmethod
+    def backward(ctx, *grads):
+        function, reduction, scale, present, n_in = ctx.config
+        saved = ctx.saved_tensors
+        xs, kept = saved[:n_in], iter(saved[n_in:])
+        needs = ctx.needs_input_grad[3:]
+        if torch.is_grad_enabled():
+            found = _reference(function, reduction, xs)
+            found = list(found) if isinstance(found, tuple) else [found]
+            wanted = [x for x, n in zip(xs, needs) if n]
+            got = iter(torch.autograd.grad(found, wanted, list(grads), create_graph=True, allow_unused=True))
+            return (None,) * 3 + tuple(next(got) if n else None for n in needs)
+        outs = [next(kept) if p else None for p in present]
+        if function == "reparameterize":
+            g, g_log_q = grads[0], grads[1].unsqueeze(-1)
+        else:
+            g, g_log_q = (grads[0] if reduction != "none" else grads[0].unsqueeze(-1)), None
+        found = _fused_grads(function, xs, outs, scale, g, g_log_q)
+        return (None,) * 3 + tuple(f if n else None for f, n in zip(found, needs))
+
+
+def _apply(function, reduction, backend, xs):
+    if xs[0].numel() == 0:  # no rows or d = 0: the reference's empty-sum semantics
+        return _reference(function, reduction, xs)
+    return GaussianTermsFunction.apply(function, reduction, backend, *xs)
+
+
+# ---- entry points used by the public layer -----------------------------------------------------
+
+def gaussian_nll(z, mean, logvar, reduction, *, backend):
+    return _apply("gaussian_nll", reduction, backend, (z, mean, logvar))
+
+
+def kl_std_normal(mean, logvar, reduction, *, backend):
+    return _apply("kl_std_normal", reduction, backend, (mean, logvar))
+
+
+def kl_gaussians(mean_q, logvar_q, mean_p, logvar_p, reduction, *, backend):
+    return _apply("kl_gaussians", reduction, backend, (mean_q, logvar_q, mean_p, logvar_p))
+
+
+def reparameterize(mean, logvar, eps, *, backend):
+    return _apply("reparameterize", "none", backend, (mean, logvar, eps))

@@ -1,0 +1,181 @@
+"""Autograd Function and torch.library op for the fused discriminator log-ratio losses.
+
+Every ratio loss is a sum of terms scale * (f(v) + offset) over logit vectors, f one of the
+elementwise maps below (the kind tables say which), scale = +-1/n for a mean, +-1 for a sum or
+"none". One forward op (implicitdiv::ratio_losses) reads each logit vector once and writes the
+losses and, when an input needs a gradient, the scaled derivatives scale * f'(v) in the same pass;
+the backward multiplies those by the incoming gradient and never touches the logits again. With
+create_graph=True (grad mode on inside backward) the backward recomputes through the differentiable
+reference instead, so double backward is exact.
+
+The kernel module implicitdiv.kernels.<backend>.ratio implements ratio_forward (its docstring
+gives the protocol). Maps, by name:
+
+  softplus_neg softplus(-v)     softplus   softplus(v)     relu_one_minus relu(1 - v)
+  relu_one_plus relu(1 + v)     linear     v               half_sq_shift  (v - 1)^2 / 2
+  half_sq      v^2 / 2          exp_neg    exp(-v)         expm1_neg      exp(-v) - 1
+  tanh         tanh(v)          exp_shift  exp(v - 1)      expm1          exp(v) - 1
+  pearson      v^2 / 4 + v
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..kernels import load
+from ..reference import ratio as ref
+
+LOG2 = math.log(2.0)
+
+# -g_f(v), the f-GAN discriminator's term on real logits, as (map, sign, offset)
+NEG_ACTIVATION = {
+    "kl": ("linear", -1.0, 0.0),
+    "pearson": ("linear", -1.0, 0.0),
+    "reverse_kl": ("exp_neg", 1.0, 0.0),
+    "hellinger": ("expm1_neg", 1.0, 0.0),
+    "js": ("softplus_neg", 1.0, -LOG2),
+    "gan": ("softplus_neg", 1.0, 0.0),
+    "tv": ("tanh", -0.5, 0.0),
+}
+# f*(g_f(v)), its term on fake logits
+CONJUGATE = {
+    "kl": ("exp_shift", 1.0, 0.0),
+    "reverse_kl": ("linear", 1.0, -1.0),
+    "pearson": ("pearson", 1.0, 0.0),
+    "hellinger": ("expm1", 1.0, 0.0),
+    "js": ("softplus", 1.0, -LOG2),
+    "gan": ("softplus", 1.0, 0.0),
+    "tv": ("tanh", 0.5, 0.0),
+}
+# (term on real, term on fake) of the discriminator loss
+DISCRIMINATOR = {
+    "gan": (("softplus_neg", 1.0, 0.0), ("softplus", 1.0, 0.0)),
+    "hinge": (("relu_one_minus", 1.0, 0.0), ("relu_one_plus", 1.0, 0.0)),
+    "wgan": (("linear", -1.0, 0.0), ("linear", 1.0, 0.0)),
+    "lsgan": (("half_sq_shift", 1.0, 0.0), ("half_sq", 1.0, 0.0)),
+    **{k: (NEG_ACTIVATION[k], CONJUGATE[k]) for k in NEG_ACTIVATION if k != "gan"},
+}
+
+
+def _negated(term):
+    name, sign, offset = term
+    return name, -sign, offset
+
+
+def generator_term(kind: str, saturating: bool):
+    if kind in ("hinge", "wgan"):
+        return ("linear", -1.0, 0.0)
+    if kind == "lsgan":
+        return ("half_sq_shift", 1.0, 0.0)
+    return _negated(CONJUGATE[kind]) if saturating else NEG_ACTIVATION[kind]
+
+
+def _scale(sign: float, n: int, reduction: str) -> float:
+    return sign / n if reduction == "mean" else sign
+
+
+# ---- the op ------------------------------------------------------------------------------------
+
+@torch.library.custom_op("implicitdiv::ratio_losses", mutates_args=())
+def _ratio_op(xs: list[torch.Tensor], inputs: list[int], maps: str, scales: list[float], offsets: list[float],
+              outs: list[int], n_out: int, reduce: bool, want: list[bool], backend: str) -> list[torch.Tensor]:
+    terms = tuple(zip(inputs, maps.split(","), scales, offsets, outs))
+    values, derivs = load(backend, "ratio").ratio_forward(xs, terms, n_out, reduce, want)
+    return list(values) + [xs[i].new_empty(0) if d is None else d for i, d in zip(inputs, derivs)]
+
+
+@_ratio_op.register_fake
+def _(xs, inputs, maps, scales, offsets, outs, n_out, reduce, want, backend):
+    values = [xs[0].new_empty(()) for _ in range(n_out)] if reduce else [xs[i].new_empty(xs[i].shape) for i in inputs]
+    return values + [xs[i].new_empty(xs[i].shape if w else (0,)) for i, w in zip(inputs, want)]
+
+
+class RatioLossFunction(torch.autograd.Function):
+    """forward(function, args, terms, n_out, reduce, backend, *xs) -> the n_out losses (reduce) or one
+    tensor per term; terms are (input, map, scale, offset, out). function(*xs, *args) in
+    implicitdiv.reference.ratio is the differentiable ground truth used for double backward."""
+
+    @staticmethod
+    def forward(ctx, function, args, terms, n_out, reduce, backend, *xs):
+        want = [bool(ctx.needs_input_grad[6 + t[0]]) for t in terms]
+        inputs, maps, scales, offsets, outs = (list(c) for c in zip(*terms))
+        results = _ratio_op(list(xs), inputs, ",".join(maps), scales, offsets, outs, n_out, reduce, want, backend)
+        count = n_out if reduce else len(terms)
+        values, derivs = results[:count], results[count:]
+        ctx.save_for_backward(*xs, *[d for d, w in zip(derivs, want) if w])
+        ctx.config = (function, args, terms, reduce, want, len(xs))
+        return tuple(values)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        function, args, terms, reduce, want, n_in = ctx.config
+        saved = ctx.saved_tensors
+        xs, derivs = saved[:n_in], iter(saved[n_in:])
+        needs = ctx.needs_input_grad[6:]
+        if torch.is_grad_enabled():
+            return (None,) * 6 + _reference_grads(function, args, xs, needs, grads)
+        out: list = [None] * n_in
+        for k, (term, w) in enumerate(zip(terms, want)):
+            if not w:
+                continue
+            i = term[0]
+            part = (grads[term[4]] if reduce else grads[k]) * next(derivs)
+            out[i] = part if out[i] is None else out[i] + part
+        return (None,) * 6 + tuple(out)
+
+
+def _reference_grads(function, args, xs, needs, grads):
+    """Gradients of <reference outputs, grads>, themselves differentiable."""
+    found = getattr(ref, function)(*xs, *args)
+    found = list(found) if isinstance(found, tuple) else [found]
+    wanted = [x for x, n in zip(xs, needs) if n]
+    got = iter(torch.autograd.grad(found, wanted, list(grads), create_graph=True, allow_unused=True)) if wanted else iter(())
+    return tuple(next(got) if n else None for n in needs)
+
+
+def _run(function, args, xs, terms, n_out, reduce, backend):
+    flat = [x.reshape(-1).contiguous() for x in xs]
+    values = RatioLossFunction.apply(function, tuple(args), tuple(terms), n_out, reduce, backend, *flat)
+    if reduce:
+        return values
+    return tuple(v.view(xs[t[0]].shape) for v, t in zip(values, terms))
+
+
+# ---- entry points used by the public layer -----------------------------------------------------
+
+def discriminator_loss(real, fake, kind, reduction, *, backend):
+    (rm, rs, ro), (fm, fs, fo) = DISCRIMINATOR[kind]
+    if reduction == "none":
+        terms = ((0, rm, rs, ro, 0), (1, fm, fs, fo, 1))
+        return _run("discriminator_loss", (kind, reduction), (real, fake), terms, 2, False, backend)
+    terms = ((0, rm, _scale(rs, real.numel(), reduction), ro, 0), (1, fm, _scale(fs, fake.numel(), reduction), fo, 0))
+    return _run("discriminator_loss", (kind, reduction), (real, fake), terms, 1, True, backend)[0]
+
+
+def generator_loss(fake, kind, saturating, reduction, *, backend):
+    m, s, o = generator_term(kind, saturating)
+    reduce = reduction != "none"
+    terms = ((0, m, _scale(s, fake.numel(), reduction), o, 0),)
+    return _run("generator_loss", (kind, saturating, reduction), (fake,), terms, 1, reduce, backend)[0]
+
+
+def adversarial_losses(real, fake, kind, saturating, *, backend):
+    (rm, rs, ro), (fm, fs, fo) = DISCRIMINATOR[kind]
+    gm, gs, go = generator_term(kind, saturating)
+    n, m = real.numel(), fake.numel()
+    terms = ((0, rm, rs / n, ro, 0), (1, fm, fs / m, fo, 0), (1, gm, gs / m, go, 1))
+    return _run("adversarial_losses", (kind, saturating), (real, fake), terms, 2, True, backend)
+
+
+def fdiv_estimate(real, fake, divergence, *, backend):
+    """E_P[g_f(v)] - E_Q[f*(g_f(v))] = -(mean(-g_f(v_real)) + mean(f*(g_f(v_fake))))."""
+    rm, rs, ro = NEG_ACTIVATION[divergence]
+    fm, fs, fo = CONJUGATE[divergence]
+    terms = ((0, rm, -rs / real.numel(), ro, 0), (1, fm, -fs / fake.numel(), fo, 0))
+    return _run("fdiv_estimate", (divergence,), (real, fake), terms, 1, True, backend)[0]
+
+
+def ratio_matching_loss(r_p, r_q, *, backend):
+    terms = ((0, "linear", -1.0 / r_p.numel(), 0.0, 0), (1, "half_sq", 1.0 / r_q.numel(), 0.0, 0))
+    return _run("ratio_matching_loss", (), (r_p, r_q), terms, 1, True, backend)[0]
