@@ -7,7 +7,10 @@ from __future__ import annotations
 PAIRWISE_CPP: frozenset[str] = frozenset({"kernel_sum", "mmd2", "mmd_test", "gaussian_mixture_logpdf"})
 PAIRWISE_TRITON: frozenset[str] = frozenset()
 # ratio losses and Gaussian latent terms: the fused elementwise-plus-reduction kernels
-LOSSES_CPP: frozenset[str] = frozenset()
+LOSSES_CPP: frozenset[str] = frozenset({
+    "discriminator_loss", "generator_loss", "adversarial_losses", "fdiv_estimate", "ratio_matching_loss",
+    "gaussian_nll", "kl_std_normal", "kl_gaussians", "reparameterize",
+})
 LOSSES_TRITON: frozenset[str] = frozenset()
 
 IMPLEMENTED: dict[str, frozenset[str]] = {
