@@ -95,14 +95,15 @@ def _(xs, kind, want, deriv_scale, value_scale, per_row, backend):
 
 
 class GaussianTermsFunction(torch.autograd.Function):
-    """forward(function, reduction, backend, *xs) with xs broadcast to one shape (..., d): the loss
-    (reduction over rows), or for reparameterize the pair (z, log_q)."""
+    """forward(function, reduction, grad_mode, backend, *xs) with xs broadcast to one shape (..., d):
+    the loss (reduction over rows), or for reparameterize the pair (z, log_q). Derivatives are
+    written only in grad mode, for inputs that need a gradient."""
 
     @staticmethod
-    def forward(ctx, function, reduction, backend, *xs):
+    def forward(ctx, function, reduction, grad_mode, backend, *xs):
         shape = xs[0].shape
         rows = xs[0].numel() // shape[-1]
-        needs = [bool(n) for n in ctx.needs_input_grad[3:]]
+        needs = [grad_mode and bool(n) for n in ctx.needs_input_grad[4:]]
         want = _wanted_outputs(function, needs)
         if function != "reparameterize" and not any(needs):
             want = [False] * len(want)
@@ -122,26 +123,26 @@ class GaussianTermsFunction(torch.autograd.Function):
         function, reduction, scale, present, n_in = ctx.config
         saved = ctx.saved_tensors
         xs, kept = saved[:n_in], iter(saved[n_in:])
-        needs = ctx.needs_input_grad[3:]
+        needs = ctx.needs_input_grad[4:]
         if torch.is_grad_enabled():
             found = _reference(function, reduction, xs)
             found = list(found) if isinstance(found, tuple) else [found]
             wanted = [x for x, n in zip(xs, needs) if n]
             got = iter(torch.autograd.grad(found, wanted, list(grads), create_graph=True, allow_unused=True))
-            return (None,) * 3 + tuple(next(got) if n else None for n in needs)
+            return (None,) * 4 + tuple(next(got) if n else None for n in needs)
         outs = [next(kept) if p else None for p in present]
         if function == "reparameterize":
             g, g_log_q = grads[0], grads[1].unsqueeze(-1)
         else:
             g, g_log_q = (grads[0] if reduction != "none" else grads[0].unsqueeze(-1)), None
         found = _fused_grads(function, xs, outs, scale, g, g_log_q)
-        return (None,) * 3 + tuple(f if n else None for f, n in zip(found, needs))
+        return (None,) * 4 + tuple(f if n else None for f, n in zip(found, needs))
 
 
 def _apply(function, reduction, backend, xs):
     if xs[0].numel() == 0:  # no rows or d = 0: the reference's empty-sum semantics
         return _reference(function, reduction, xs)
-    return GaussianTermsFunction.apply(function, reduction, backend, *xs)
+    return GaussianTermsFunction.apply(function, reduction, torch.is_grad_enabled(), backend, *xs)
 
 
 # ---- entry points used by the public layer -----------------------------------------------------

@@ -92,13 +92,14 @@ def _(xs, inputs, maps, scales, offsets, outs, n_out, reduce, want, backend):
 
 
 class RatioLossFunction(torch.autograd.Function):
-    """forward(function, args, terms, n_out, reduce, backend, *xs) -> the n_out losses (reduce) or one
-    tensor per term; terms are (input, map, scale, offset, out). function(*xs, *args) in
+    """forward(function, args, terms, n_out, reduce, grad_mode, backend, *xs) -> the n_out losses
+    (reduce) or one tensor per term; terms are (input, map, scale, offset, out); derivatives are
+    written only in grad mode, for inputs that need a gradient. function(*xs, *args) in
     implicitdiv.reference.ratio is the differentiable ground truth used for double backward."""
 
     @staticmethod
-    def forward(ctx, function, args, terms, n_out, reduce, backend, *xs):
-        want = [bool(ctx.needs_input_grad[6 + t[0]]) for t in terms]
+    def forward(ctx, function, args, terms, n_out, reduce, grad_mode, backend, *xs):
+        want = [grad_mode and bool(ctx.needs_input_grad[7 + t[0]]) for t in terms]
         inputs, maps, scales, offsets, outs = (list(c) for c in zip(*terms))
         results = _ratio_op(list(xs), inputs, ",".join(maps), scales, offsets, outs, n_out, reduce, want, backend)
         count = n_out if reduce else len(terms)
@@ -112,9 +113,9 @@ class RatioLossFunction(torch.autograd.Function):
         function, args, terms, reduce, want, n_in = ctx.config
         saved = ctx.saved_tensors
         xs, derivs = saved[:n_in], iter(saved[n_in:])
-        needs = ctx.needs_input_grad[6:]
+        needs = ctx.needs_input_grad[7:]
         if torch.is_grad_enabled():
-            return (None,) * 6 + _reference_grads(function, args, xs, needs, grads)
+            return (None,) * 7 + _reference_grads(function, args, xs, needs, grads)
         out: list = [None] * n_in
         for k, (term, w) in enumerate(zip(terms, want)):
             if not w:
@@ -122,7 +123,7 @@ class RatioLossFunction(torch.autograd.Function):
             i = term[0]
             part = (grads[term[4]] if reduce else grads[k]) * next(derivs)
             out[i] = part if out[i] is None else out[i] + part
-        return (None,) * 6 + tuple(out)
+        return (None,) * 7 + tuple(out)
 
 
 def _reference_grads(function, args, xs, needs, grads):
@@ -136,7 +137,8 @@ def _reference_grads(function, args, xs, needs, grads):
 
 def _run(function, args, xs, terms, n_out, reduce, backend):
     flat = [x.reshape(-1).contiguous() for x in xs]
-    values = RatioLossFunction.apply(function, tuple(args), tuple(terms), n_out, reduce, backend, *flat)
+    values = RatioLossFunction.apply(function, tuple(args), tuple(terms), n_out, reduce, torch.is_grad_enabled(), backend,
+                                     *flat)
     if reduce:
         return values
     return tuple(v.view(xs[t[0]].shape) for v, t in zip(values, terms))
