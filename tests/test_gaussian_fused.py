@@ -1,0 +1,200 @@
+"""The fused Gaussian latent terms (backend="cpp" and "triton" under the interpreter) against the
+float64 reference: values, first gradients through the fused backward, double backward through the
+reference fallback, logvar +-80, size 1, broadcasting without copies, NaN, float32 overflow,
+torch.compile, and a backward that never runs a second kernel pass."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import implicitdiv as idv
+from implicitdiv.ops import gaussian as ops
+
+from .cases import gaussian_calls
+from .equivalence import check_equivalence
+
+BACKENDS = [pytest.param(b, marks=pytest.mark.skipif(b not in idv.backends(), reason=f"no {b} backend here"))
+            for b in ("cpp", "triton")]
+FUNCTIONS = ("gaussian_nll", "kl_std_normal", "kl_gaussians", "reparameterize")
+NAMES = {
+    "gaussian_nll": ("z", "mean", "logvar"),
+    "kl_std_normal": ("mean", "logvar"),
+    "kl_gaussians": ("mean_q", "logvar_q", "mean_p", "logvar_p"),
+    "reparameterize": ("mean", "logvar", "eps"),
+}
+
+
+def _both(fn, backend, tensors, **kw):
+    """First gradients from the fused backward (double_backward=False), then double backward."""
+    for double in (False, True):
+        check_equivalence(fn, tensors, backend=backend, double_backward=double, **kw)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("function", FUNCTIONS)
+@settings(max_examples=15)
+@given(data=st.data())
+def test_matches_reference(backend, function, data):
+    call = data.draw(gaussian_calls(function, max_rows=40, max_d=20))
+    for double in (False, True):
+        call.run(check_equivalence, getattr(idv, function), backend, double_backward=double)
+
+
+def _values(function, shape, rng, logvar_fill=None):
+    out = {}
+    for n in NAMES[function]:
+        if n.startswith("logvar"):
+            lv = rng.uniform(-3.0, 2.0, shape)
+            if logvar_fill is not None:
+                lv.reshape(-1)[::2] = logvar_fill
+            out[n] = lv
+        else:
+            out[n] = rng.standard_normal(shape)
+    return out
+
+
+def _grid():
+    for function in FUNCTIONS:
+        for reduction, dtype in itertools.product(("mean", "sum", "none") if function != "reparameterize" else (None,),
+                                                  (torch.float32, torch.float64)):
+            kwargs = {} if reduction is None else {"reduction": reduction}
+            yield pytest.param(function, kwargs, dtype, id=f"{function}-{reduction}-{str(dtype)[6:]}")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("function,kwargs,dtype", list(_grid()))
+def test_extreme_logvar_and_size_one(backend, function, kwargs, dtype):
+    rng = np.random.default_rng(5)
+    fn = getattr(idv, function)
+    for fill in (-80.0, 80.0):
+        for shape in ((1,), (1, 1), (3, 5), (2, 3, 7)):
+            tensors = _values(function, shape, rng, fill)
+            if function == "kl_gaussians":  # e^(lv_q - lv_p) stays within float32: the extreme in one of them
+                tensors["logvar_p"] = rng.uniform(-3.0, 2.0, shape)
+            grad_names = tuple(n for n in tensors if n != "eps")
+            _both(fn, backend, tensors, dtype=dtype, kwargs=kwargs, grad_names=grad_names)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_kl_gaussians_opposite_extremes(backend, reduction):
+    """e^(lv_q - lv_p) = e^160 is finite in float64 and beyond float32: inf there, as IEEE rounds it."""
+    mq, mp = torch.zeros(1, 2, dtype=torch.float64), torch.zeros(1, 2, dtype=torch.float64)
+    lq, lp = torch.tensor([[80.0, 0.0]], dtype=torch.float64), torch.tensor([[-80.0, 0.0]], dtype=torch.float64)
+    got = idv.kl_gaussians(mq, lq, mp, lp, reduction=reduction, backend=backend)
+    want = 0.5 * (-160.0 + np.exp(160.0) - 1.0)
+    assert torch.isfinite(got).all() and abs(float(got.sum()) - want) <= 1e-12 * want
+    got32 = idv.kl_gaussians(mq.float(), lq.float(), mp.float(), lp.float(), reduction=reduction, backend=backend)
+    assert torch.isinf(got32).all() and (got32 > 0).all()
+    tensors = {"mean_q": mq.numpy(), "logvar_q": lq.numpy(), "mean_p": mp.numpy(), "logvar_p": lp.numpy()}
+    _both(idv.kl_gaussians, backend, tensors, dtype=torch.float32, kwargs={"reduction": reduction},
+          grad_names=tuple(tensors))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("function,kwargs,dtype", [p for p in _grid() if p.values[2] == torch.float64])
+def test_nan_and_inf_propagate_like_the_reference(backend, function, kwargs, dtype):
+    rng = np.random.default_rng(2)
+    tensors = _values(function, (3, 4), rng)
+    first = NAMES[function][0]
+    tensors[first][1, 2] = np.nan
+    tensors[NAMES[function][1]][2, 0] = np.inf
+    check_equivalence(getattr(idv, function), tensors, backend=backend, dtype=dtype, kwargs=kwargs)
+    inputs = [torch.tensor(v, requires_grad=True) for v in tensors.values()]
+    out = getattr(idv, function)(*inputs, **kwargs, backend=backend)
+    outs = out if isinstance(out, tuple) else (out,)
+    assert any(torch.isnan(o).any() for o in outs), "a NaN or Inf input must give NaN"
+    torch.autograd.backward(outs, [torch.ones_like(o) for o in outs])  # runs; NaN gradients are allowed
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_broadcast_prior_is_read_in_place(backend, monkeypatch):
+    """A (d,) prior broadcast over rows reaches the kernel with row stride 0, not as a copy."""
+    seen = []
+    module = ops.load(backend, "gaussian")
+    original = module.gaussian_forward
+
+    def spy(kind, xs, *rest):
+        seen.append([x.stride(0) for x in xs])
+        return original(kind, xs, *rest)
+
+    monkeypatch.setattr(module, "gaussian_forward", spy)
+    mq = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    lq = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    mp = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    lp = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    got = idv.kl_gaussians(mq, lq, mp, lp, backend=backend)
+    assert seen == [[5, 5, 0, 0]]
+    want = idv.kl_gaussians(mq, lq, mp, lp, backend="reference")
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    for a, b in zip(torch.autograd.grad(got, (mq, lq, mp, lp)), torch.autograd.grad(want, (mq, lq, mp, lp))):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_same_bits_for_any_thread_count(backend):
+    z, m, lv = torch.randn(3, 4001, 37), torch.randn(3, 4001, 37), torch.randn(4001, 37)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = idv.gaussian_nll(z, m, lv, backend=backend)
+        torch.set_num_threads(2)
+        two = idv.gaussian_nll(z, m, lv, backend=backend)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one, two)
+
+
+# ---- the backward is a scale of saved derivatives, never a second pass over the data ---------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("function,kwargs", [("gaussian_nll", {"reduction": "none"}), ("kl_std_normal", {}),
+                                             ("kl_gaussians", {"reduction": "sum"}), ("reparameterize", {})])
+def test_backward_runs_no_kernel(backend, function, kwargs, monkeypatch):
+    calls, wanted = [], []
+    module = ops.load(backend, "gaussian")
+    original = module.gaussian_forward
+
+    def spy(kind, xs, want, *rest):
+        calls.append(kind)
+        wanted.append(list(want))
+        return original(kind, xs, want, *rest)
+
+    monkeypatch.setattr(module, "gaussian_forward", spy)
+    xs = [torch.randn(4, 6, dtype=torch.float64, requires_grad=True) for _ in NAMES[function]]
+    out = getattr(idv, function)(*xs, **kwargs, backend=backend)
+    outs = out if isinstance(out, tuple) else (out,)
+    torch.autograd.backward(outs, [torch.ones_like(o) for o in outs])
+    assert len(calls) == 1, "the backward must reuse the forward's derivatives"
+    assert all(x.grad is not None for x in xs)
+    with torch.no_grad():
+        getattr(idv, function)(*xs, **kwargs, backend=backend)
+    assert not any(wanted[-1][1:] if function == "reparameterize" else wanted[-1]), "no derivatives without grad"
+
+
+# ---- torch.compile ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_compiles_without_graph_break(backend):
+    torch._dynamo.reset()
+
+    def elbo(x, mean, logvar, eps):
+        z, log_q = idv.reparameterize(mean, logvar, eps, backend=backend)
+        rec = idv.gaussian_nll(x, z, torch.zeros_like(z), backend=backend)
+        return rec + idv.kl_std_normal(mean, logvar, backend=backend) + 0.1 * log_q.mean()
+
+    compiled = torch.compile(elbo, fullgraph=True, backend="aot_eager")
+    x, eps = torch.randn(16, 8), torch.randn(16, 8)
+    mean, logvar = torch.randn(16, 8, requires_grad=True), torch.randn(16, 8, requires_grad=True)
+    got = compiled(x, mean, logvar, eps)
+    gm, gl = torch.autograd.grad(got, (mean, logvar))
+    want = elbo(x, mean, logvar, eps)
+    wm, wl = torch.autograd.grad(want, (mean, logvar))
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(gm, wm)
+    torch.testing.assert_close(gl, wl)
