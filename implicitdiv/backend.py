@@ -18,13 +18,20 @@ _global_default = ["auto"]
 _warned: set[str] = set()
 
 
-@functools.lru_cache(maxsize=None)
-def cpp_built() -> bool:
+def _importable(module: str) -> bool:
     try:
-        importlib.import_module("implicitdiv._C")
+        importlib.import_module(module)
     except ImportError:
         return False
     return True
+
+
+# probed once at import, so that torch.compile, tracing resolve(), reads a constant instead of an import
+_CPP_BUILT = _importable("implicitdiv._C")
+
+
+def cpp_built() -> bool:
+    return _CPP_BUILT
 
 
 def triton_interpreting() -> bool:

@@ -1,0 +1,245 @@
+"""The C++ tiled pairwise engine (backend="cpp") against the float64 reference: values, first
+gradients through the fused backward, double backward through the reference fallback, gradcheck,
+bits across thread counts, torch.compile, near-duplicate points and tile edges."""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+
+import implicitdiv as idv
+from implicitdiv.backend import resolve
+from implicitdiv.reference.kernels import KERNELS
+
+from .cases import kernel_sum_calls, mixture_calls, mmd2_calls
+from .equivalence import assert_close, check_equivalence
+
+pytestmark = pytest.mark.skipif("cpp" not in idv.backends(), reason="implicitdiv._C is not built")
+
+BW_MIX = (0.5, 1.0, 2.0)
+
+
+@contextlib.contextmanager
+def threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+# ---- the equivalence harness ---------------------------------------------------------------------
+# double_backward=False makes the harness take first gradients without create_graph, so they come
+# from the C++ backward; with double_backward=True they come from the reference fallback.
+
+@given(kernel_sum_calls())
+def test_kernel_sum_matches_reference(call):
+    call.run(check_equivalence, idv.kernel_sum, "cpp", double_backward=False)
+
+
+@given(kernel_sum_calls())
+def test_kernel_sum_sym_matches_reference(call):
+    tensors = {k: v for k, v in call.tensors.items() if k in ("x", "x_weights")}
+    grad_names = tuple(n for n in call.grad_names if n in tensors)
+
+    def sym(x, x_weights=None, **kw):
+        return idv.kernel_sum(x, x, x_weights=x_weights, y_weights=x_weights, **kw)
+
+    n = np.shape(tensors["x"])[-2]
+    scale = call.scales["out0"] * n / max(1, np.shape(call.tensors["y"])[-2])
+    check_equivalence(sym, tensors, backend="cpp", dtype=call.dtype, kwargs=call.kwargs, grad_names=grad_names,
+                      noncontiguous=call.noncontiguous, seed=call.seed, scales={"out0": scale}, double_backward=False)
+
+
+@given(mmd2_calls())
+def test_mmd2_matches_reference(call):
+    call.run(check_equivalence, idv.mmd2, "cpp", double_backward=False)
+
+
+@given(mixture_calls())
+def test_mixture_logpdf_matches_reference(call):
+    call.run(check_equivalence, idv.gaussian_mixture_logpdf, "cpp", double_backward=False)
+
+
+@settings(max_examples=8)
+@given(kernel_sum_calls(max_size=20))
+def test_double_backward_falls_back_to_reference(call):
+    call.run(check_equivalence, idv.kernel_sum, "cpp", double_backward=True)
+
+
+@settings(max_examples=8)
+@given(mixture_calls(max_size=20))
+def test_mixture_double_backward_falls_back_to_reference(call):
+    call.run(check_equivalence, idv.gaussian_mixture_logpdf, "cpp", double_backward=True)
+
+
+# ---- sizes past the hypothesis range: many tiles, wide features, many weight columns -------------
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_many_tiles_wide_features_and_weights(dtype, kernel):
+    rng = np.random.default_rng(3)
+    n, m, d, p = 150, 1100, 40, 9  # > 16 column tiles: the lane accumulators are flushed mid-row
+    tensors = {
+        "x": rng.standard_normal((n, d)) / np.sqrt(d),
+        "y": rng.standard_normal((m, d)) / np.sqrt(d) + 0.1,
+        "x_weights": rng.standard_normal((n, p)),
+        "y_weights": rng.standard_normal((m, p)),
+    }
+    kmax = {"energy": 3.0, "linear": 3.0 * d}.get(kernel, len(BW_MIX))
+    check_equivalence(idv.kernel_sum, tensors, backend="cpp", dtype=dtype, kwargs={"kernel": kernel, "bandwidth": BW_MIX},
+                      grad_names=tuple(tensors), double_backward=False, scales={"out0": n * m * kmax * 9.0})
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mixture_many_components(dtype):
+    rng = np.random.default_rng(4)
+    tensors = {"z": rng.standard_normal((100, 12)), "means": rng.standard_normal((1100, 12)),
+               "logvars": rng.uniform(-2.0, 1.0, (1100, 12))}
+    check_equivalence(idv.gaussian_mixture_logpdf, tensors, backend="cpp", dtype=dtype,
+                      grad_names=tuple(tensors), double_backward=False)
+
+
+# ---- gradcheck in float64 through the public functions ------------------------------------------
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_gradcheck_kernel_sum(kernel):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 9, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(2, 7, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    a = torch.randn(2, 9, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, 7, 4, generator=g, dtype=torch.float64, requires_grad=True)
+
+    def f(x, y, a, b):
+        return idv.kernel_sum(x, y, kernel=kernel, bandwidth=(0.7, 1.9), x_weights=a, y_weights=b, backend="cpp")
+
+    assert torch.autograd.gradcheck(f, (x, y, a, b))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("estimator", ["biased", "unbiased"])
+def test_gradcheck_mmd2(kernel, estimator):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(11, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(8, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda x, y: idv.mmd2(x, y, kernel=kernel, bandwidth=1.3, estimator=estimator, backend="cpp"), (x, y))
+
+
+def test_gradcheck_mixture_logpdf():
+    g = torch.Generator().manual_seed(2)
+    z = torch.randn(10, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    m = torch.randn(6, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    lv = (torch.rand(6, 3, generator=g, dtype=torch.float64) - 0.5).requires_grad_()
+    assert torch.autograd.gradcheck(lambda z, m, lv: idv.gaussian_mixture_logpdf(z, m, lv, backend="cpp"), (z, m, lv))
+
+
+# ---- determinism: the same bits whatever the thread count ----------------------------------------
+
+def _all_outputs(dtype):
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(700, 9, generator=g).to(dtype).requires_grad_()
+    y = (torch.randn(650, 9, generator=g) + 0.2).to(dtype).requires_grad_()
+    w = torch.randn(700, 6, generator=g).to(dtype).requires_grad_()
+    z = torch.randn(500, 9, generator=g).to(dtype).requires_grad_()
+    lv = (0.1 * torch.randn(700, 9, generator=g)).to(dtype)
+    outs = []
+    for est in ("biased", "unbiased"):
+        v = idv.mmd2(x, y, kernel="laplacian", bandwidth=BW_MIX, estimator=est, backend="cpp")
+        outs += [v.detach(), *torch.autograd.grad(v, (x, y))]
+    v = idv.kernel_sum(x, x, kernel="rbf", bandwidth=BW_MIX, x_weights=w, y_weights=w, backend="cpp")
+    outs += [v.detach(), *torch.autograd.grad(v.sum(), (x, w))]
+    v = idv.gaussian_mixture_logpdf(z, x, lv, backend="cpp")
+    outs += [v.detach(), *torch.autograd.grad(v.sum(), (z, x))]
+    return outs
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_same_bits_for_any_thread_count(dtype):
+    with threads(1):
+        one = _all_outputs(dtype)
+    with threads(3):
+        three = _all_outputs(dtype)
+    for a, b in zip(one, three):
+        assert torch.equal(a, b)
+
+
+# ---- torch.compile -------------------------------------------------------------------------------
+
+def test_torch_compile_fullgraph_matches_eager():
+    torch._dynamo.reset()
+
+    def loss(x, y):
+        return idv.mmd2(x, y, kernel="rbf", bandwidth=BW_MIX, estimator="unbiased", backend="cpp") * 3.0
+
+    compiled = torch.compile(loss, fullgraph=True)
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(90, 5, generator=g, requires_grad=True)
+    y = torch.randn(70, 5, generator=g, requires_grad=True)
+    eager = loss(x, y)
+    got = compiled(x, y)
+    assert torch.equal(got, eager)
+    assert all(torch.equal(a, b) for a, b in zip(torch.autograd.grad(got, (x, y)), torch.autograd.grad(eager, (x, y))))
+
+
+# ---- precision: near duplicates, exact duplicates, far from the origin ---------------------------
+
+@pytest.mark.parametrize("kernel", ["rbf", "laplacian", "imq", "energy"])
+def test_near_duplicates_far_from_origin(kernel):
+    rng = np.random.default_rng(7)
+    d = 24
+    base = rng.standard_normal((40, d)) + 50.0
+    x = np.concatenate([base, base[:10]])  # exact duplicates within x: s = 0 off the diagonal
+    y = base + 1e-3 * rng.standard_normal(base.shape)  # every y_j within 1e-3 of an x_i
+    kw = {"kernel": kernel, "bandwidth": (0.5, 4.0)}
+    # values exact in float32, so both sides see the same points (rounding them would move y_j - x_i by ~1e-3)
+    tensors = {"x": x.astype(np.float32).astype(np.float64), "y": y.astype(np.float32).astype(np.float64)}
+    check_equivalence(idv.kernel_sum, tensors, backend="cpp", dtype=torch.float32, kwargs=kw, grad_names=("x", "y"),
+                      double_backward=False, scales={"out0": 50 * 40 * 2 * 30})
+    check_equivalence(idv.mmd2, tensors, backend="cpp", dtype=torch.float32, kwargs={**kw, "estimator": "unbiased"},
+                      grad_names=("x", "y"), double_backward=False)
+
+
+def test_diagonal_is_exactly_zero_distance():
+    # energy: k(x, x) = 0, so the unbiased and biased XX sums agree to the bit up to the normalization
+    rng = np.random.default_rng(8)
+    x = torch.tensor(rng.standard_normal((33, 5)) * 1e3, dtype=torch.float32)
+    a = torch.ones(1, 33, 1)
+    ops = idv.ops.pairwise
+    full = ops.kernel_sum_sym(x.unsqueeze(0), a, "energy", (1.0,), False, "cpp")
+    off = ops.kernel_sum_sym(x.unsqueeze(0), a, "energy", (1.0,), True, "cpp")
+    assert torch.equal(full, off)
+    rbf_full = ops.kernel_sum_sym(x.unsqueeze(0), a, "rbf", (1.0,), False, "cpp")
+    rbf_off = ops.kernel_sum_sym(x.unsqueeze(0), a, "rbf", (1.0,), True, "cpp")
+    assert float(rbf_full - rbf_off) == pytest.approx(33.0, rel=1e-6)  # the far-apart pairs give exp(-huge) = 0
+
+
+# ---- the rest of the contract --------------------------------------------------------------------
+
+def test_mmd_test_matches_reference():
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(60, 3, generator=g, dtype=torch.float64)
+    y = torch.randn(50, 3, generator=g, dtype=torch.float64) + 0.3
+    fast = idv.mmd_test(x, y, permutations=200, seed=1, backend="cpp")
+    ref = idv.mmd_test(x, y, permutations=200, seed=1, backend="reference")
+    assert_close(fast[0], ref[0], torch.float64, "statistic")
+    assert torch.equal(fast[1], ref[1])
+
+
+def test_nan_propagates():
+    x = torch.randn(40, 3)
+    x[7, 1] = float("nan")
+    y = torch.randn(30, 3)
+    assert torch.isnan(idv.kernel_sum(x, y, backend="cpp"))
+    assert torch.isnan(idv.mmd2(x, y, estimator="unbiased", backend="cpp"))
+    out = idv.gaussian_mixture_logpdf(x, y, torch.zeros_like(y), backend="cpp")
+    assert torch.isnan(out[7]) and torch.isfinite(torch.cat([out[:7], out[8:]])).all()
+
+
+def test_auto_picks_cpp_on_cpu():
+    for fn in ("kernel_sum", "mmd2", "mmd_test", "gaussian_mixture_logpdf"):
+        assert resolve("auto", fn, torch.device("cpu")) == "cpp"
