@@ -81,14 +81,14 @@ def _rows(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.library.custom_op("implicitdiv::gaussian_terms", mutates_args=())
-def _gaussian_op(xs: list[torch.Tensor], kind: str, want: list[bool], deriv_scale: float, value_scale: float,
-                 per_row: bool, backend: str) -> list[torch.Tensor]:
-    value, outs = load(backend, "gaussian").gaussian_forward(kind, xs, want, deriv_scale, value_scale, per_row)
+def _gaussian_op(xs: list[torch.Tensor], kind: str, want: list[bool], mean: bool, per_row: bool,
+                 backend: str) -> list[torch.Tensor]:
+    value, outs = load(backend, "gaussian").gaussian_forward(kind, xs, want, mean, per_row)
     return [value] + [xs[0].new_empty(0) if o is None else o for o in outs]
 
 
 @_gaussian_op.register_fake
-def _(xs, kind, want, deriv_scale, value_scale, per_row, backend):
+def _(xs, kind, want, mean, per_row, backend):
     rows, d = xs[0].shape
     value = xs[0].new_empty((rows,) if per_row else ())
     return [value] + [xs[0].new_empty((rows, d) if w else (0,)) for w in want]
@@ -109,7 +109,7 @@ class GaussianTermsFunction(torch.autograd.Function):
             want = [False] * len(want)
         scale = 1.0 / rows if reduction == "mean" else 1.0
         per_row = reduction == "none"
-        results = _gaussian_op([_rows(x) for x in xs], KIND[function], want, scale, scale, per_row, backend)
+        results = _gaussian_op([_rows(x) for x in xs], KIND[function], want, reduction == "mean", per_row, backend)
         value = results[0].view(shape[:-1]) if per_row else results[0]
         outs = [o.view(shape) if w else None for o, w in zip(results[1:], want)]
         ctx.config = (function, reduction, scale, [o is not None for o in outs], len(xs))

@@ -1,8 +1,8 @@
 """Autograd Function and torch.library op for the fused discriminator log-ratio losses.
 
 Every ratio loss is a sum of terms scale * (f(v) + offset) over logit vectors, f one of the
-elementwise maps below (the kind tables say which), scale = +-1/n for a mean, +-1 for a sum or
-"none". One forward op (implicitdiv::ratio_losses) reads each logit vector once and writes the
+elementwise maps below (the kind tables say which), scale = sign/n for a mean over n logits, sign
+for a sum or "none". One forward op (implicitdiv::ratio_losses) reads each logit vector once and writes the
 losses and, when an input needs a gradient, the scaled derivatives scale * f'(v) in the same pass;
 the backward multiplies those by the incoming gradient and never touches the logits again. With
 create_graph=True (grad mode on inside backward) the backward recomputes through the differentiable
@@ -71,37 +71,34 @@ def generator_term(kind: str, saturating: bool):
     return _negated(CONJUGATE[kind]) if saturating else NEG_ACTIVATION[kind]
 
 
-def _scale(sign: float, n: int, reduction: str) -> float:
-    return sign / n if reduction == "mean" else sign
-
-
 # ---- the op ------------------------------------------------------------------------------------
 
 @torch.library.custom_op("implicitdiv::ratio_losses", mutates_args=())
-def _ratio_op(xs: list[torch.Tensor], inputs: list[int], maps: str, scales: list[float], offsets: list[float],
-              outs: list[int], n_out: int, reduce: bool, want: list[bool], backend: str) -> list[torch.Tensor]:
-    terms = tuple(zip(inputs, maps.split(","), scales, offsets, outs))
-    values, derivs = load(backend, "ratio").ratio_forward(xs, terms, n_out, reduce, want)
+def _ratio_op(xs: list[torch.Tensor], inputs: list[int], maps: str, signs: list[float], offsets: list[float],
+              outs: list[int], n_out: int, reduce: bool, mean: bool, want: list[bool], backend: str) -> list[torch.Tensor]:
+    terms = tuple(zip(inputs, maps.split(","), signs, offsets, outs))
+    values, derivs = load(backend, "ratio").ratio_forward(xs, terms, n_out, reduce, mean, want)
     return list(values) + [xs[i].new_empty(0) if d is None else d for i, d in zip(inputs, derivs)]
 
 
 @_ratio_op.register_fake
-def _(xs, inputs, maps, scales, offsets, outs, n_out, reduce, want, backend):
+def _(xs, inputs, maps, signs, offsets, outs, n_out, reduce, mean, want, backend):
     values = [xs[0].new_empty(()) for _ in range(n_out)] if reduce else [xs[i].new_empty(xs[i].shape) for i in inputs]
     return values + [xs[i].new_empty(xs[i].shape if w else (0,)) for i, w in zip(inputs, want)]
 
 
 class RatioLossFunction(torch.autograd.Function):
-    """forward(function, args, terms, n_out, reduce, grad_mode, backend, *xs) -> the n_out losses
-    (reduce) or one tensor per term; terms are (input, map, scale, offset, out); derivatives are
+    """forward(function, args, terms, n_out, reduce, mean, grad_mode, backend, *xs) -> the n_out losses
+    (reduce) or one tensor per term; terms are (input, map, sign, offset, out), divided by their
+    input's size when mean; derivatives are
     written only in grad mode, for inputs that need a gradient. function(*xs, *args) in
     implicitdiv.reference.ratio is the differentiable ground truth used for double backward."""
 
     @staticmethod
-    def forward(ctx, function, args, terms, n_out, reduce, grad_mode, backend, *xs):
-        want = [grad_mode and bool(ctx.needs_input_grad[7 + t[0]]) for t in terms]
-        inputs, maps, scales, offsets, outs = (list(c) for c in zip(*terms))
-        results = _ratio_op(list(xs), inputs, ",".join(maps), scales, offsets, outs, n_out, reduce, want, backend)
+    def forward(ctx, function, args, terms, n_out, reduce, mean, grad_mode, backend, *xs):
+        want = [grad_mode and bool(ctx.needs_input_grad[8 + t[0]]) for t in terms]
+        inputs, maps, signs, offsets, outs = (list(c) for c in zip(*terms))
+        results = _ratio_op(list(xs), inputs, ",".join(maps), signs, offsets, outs, n_out, reduce, mean, want, backend)
         count = n_out if reduce else len(terms)
         values, derivs = results[:count], results[count:]
         ctx.save_for_backward(*xs, *[d for d, w in zip(derivs, want) if w])
@@ -113,9 +110,9 @@ class RatioLossFunction(torch.autograd.Function):
         function, args, terms, reduce, want, n_in = ctx.config
         saved = ctx.saved_tensors
         xs, derivs = saved[:n_in], iter(saved[n_in:])
-        needs = ctx.needs_input_grad[7:]
+        needs = ctx.needs_input_grad[8:]
         if torch.is_grad_enabled():
-            return (None,) * 7 + _reference_grads(function, args, xs, needs, grads)
+            return (None,) * 8 + _reference_grads(function, args, xs, needs, grads)
         out: list = [None] * n_in
         for k, (term, w) in enumerate(zip(terms, want)):
             if not w:
@@ -123,7 +120,7 @@ class RatioLossFunction(torch.autograd.Function):
             i = term[0]
             part = (grads[term[4]] if reduce else grads[k]) * next(derivs)
             out[i] = part if out[i] is None else out[i] + part
-        return (None,) * 7 + tuple(out)
+        return (None,) * 8 + tuple(out)
 
 
 def _reference_grads(function, args, xs, needs, grads):
@@ -135,10 +132,10 @@ def _reference_grads(function, args, xs, needs, grads):
     return tuple(next(got) if n else None for n in needs)
 
 
-def _run(function, args, xs, terms, n_out, reduce, backend):
+def _run(function, args, xs, terms, n_out, reduce, mean, backend):
     flat = [x.reshape(-1).contiguous() for x in xs]
-    values = RatioLossFunction.apply(function, tuple(args), tuple(terms), n_out, reduce, torch.is_grad_enabled(), backend,
-                                     *flat)
+    values = RatioLossFunction.apply(function, tuple(args), tuple(terms), n_out, reduce, mean, torch.is_grad_enabled(),
+                                     backend, *flat)
     if reduce:
         return values
     return tuple(v.view(xs[t[0]].shape) for v, t in zip(values, terms))
@@ -150,34 +147,31 @@ def discriminator_loss(real, fake, kind, reduction, *, backend):
     (rm, rs, ro), (fm, fs, fo) = DISCRIMINATOR[kind]
     if reduction == "none":
         terms = ((0, rm, rs, ro, 0), (1, fm, fs, fo, 1))
-        return _run("discriminator_loss", (kind, reduction), (real, fake), terms, 2, False, backend)
-    terms = ((0, rm, _scale(rs, real.numel(), reduction), ro, 0), (1, fm, _scale(fs, fake.numel(), reduction), fo, 0))
-    return _run("discriminator_loss", (kind, reduction), (real, fake), terms, 1, True, backend)[0]
+        return _run("discriminator_loss", (kind, reduction), (real, fake), terms, 2, False, False, backend)
+    terms = ((0, rm, rs, ro, 0), (1, fm, fs, fo, 0))
+    return _run("discriminator_loss", (kind, reduction), (real, fake), terms, 1, True, reduction == "mean", backend)[0]
 
 
 def generator_loss(fake, kind, saturating, reduction, *, backend):
     m, s, o = generator_term(kind, saturating)
-    reduce = reduction != "none"
-    terms = ((0, m, _scale(s, fake.numel(), reduction), o, 0),)
-    return _run("generator_loss", (kind, saturating, reduction), (fake,), terms, 1, reduce, backend)[0]
+    return _run("generator_loss", (kind, saturating, reduction), (fake,), ((0, m, s, o, 0),), 1, reduction != "none",
+                reduction == "mean", backend)[0]
 
 
 def adversarial_losses(real, fake, kind, saturating, *, backend):
     (rm, rs, ro), (fm, fs, fo) = DISCRIMINATOR[kind]
     gm, gs, go = generator_term(kind, saturating)
-    n, m = real.numel(), fake.numel()
-    terms = ((0, rm, rs / n, ro, 0), (1, fm, fs / m, fo, 0), (1, gm, gs / m, go, 1))
-    return _run("adversarial_losses", (kind, saturating), (real, fake), terms, 2, True, backend)
+    terms = ((0, rm, rs, ro, 0), (1, fm, fs, fo, 0), (1, gm, gs, go, 1))
+    return _run("adversarial_losses", (kind, saturating), (real, fake), terms, 2, True, True, backend)
 
 
 def fdiv_estimate(real, fake, divergence, *, backend):
     """E_P[g_f(v)] - E_Q[f*(g_f(v))] = -(mean(-g_f(v_real)) + mean(f*(g_f(v_fake))))."""
-    rm, rs, ro = NEG_ACTIVATION[divergence]
-    fm, fs, fo = CONJUGATE[divergence]
-    terms = ((0, rm, -rs / real.numel(), ro, 0), (1, fm, -fs / fake.numel(), fo, 0))
-    return _run("fdiv_estimate", (divergence,), (real, fake), terms, 1, True, backend)[0]
+    (rm, rs, ro), (fm, fs, fo) = NEG_ACTIVATION[divergence], CONJUGATE[divergence]
+    terms = ((0, rm, -rs, ro, 0), (1, fm, -fs, fo, 0))
+    return _run("fdiv_estimate", (divergence,), (real, fake), terms, 1, True, True, backend)[0]
 
 
 def ratio_matching_loss(r_p, r_q, *, backend):
-    terms = ((0, "linear", -1.0 / r_p.numel(), 0.0, 0), (1, "half_sq", 1.0 / r_q.numel(), 0.0, 0))
-    return _run("ratio_matching_loss", (), (r_p, r_q), terms, 1, True, backend)[0]
+    terms = ((0, "linear", -1.0, 0.0, 0), (1, "half_sq", 1.0, 0.0, 0))
+    return _run("ratio_matching_loss", (), (r_p, r_q), terms, 1, True, True, backend)[0]
