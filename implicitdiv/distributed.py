@@ -38,7 +38,8 @@ the world), ``exchange`` and ``timeout``.
   mean over ranks of each rank's loss; when every rank uses the value as is, that is the
   single-process gradient, sliced. Under DistributedDataParallel, which averages parameter
   gradients over the W ranks, multiply this loss term by W to keep its single-process scale.
-- Double backward through the distributed functions is not supported (it raises).
+- Double backward (``create_graph=True``) through the distributed functions is not supported: it
+  raises.
 - The permutation test draws its permutations globally from ``seed`` (rank 0's random seed when
   None), so it returns the single-process p-value; with ``bandwidth="median"`` every rank gathers
   the pooled sample once, the same memory as the (N + M) x (1 + permutations) weights it holds.
@@ -53,7 +54,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch.autograd.function import once_differentiable
 
 from . import _validate as check
 from .backend import resolve
@@ -420,8 +420,10 @@ class _ShardedPairSum(torch.autograd.Function):
         return _sum_over_ranks(plan.grp, part)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, g):
+        if torch.is_grad_enabled():
+            raise RuntimeError("implicitdiv.distributed: double backward (create_graph=True) is not supported; "
+                               "differentiate the distributed estimators once")
         plan, tensors = ctx.plan, ctx.saved_tensors
         rows, local = tensors[: plan.n_rows], tensors[plan.n_rows:]
         needs = ctx.needs_input_grad[1:]
