@@ -3,8 +3,8 @@
 triton on CUDA, cpp on CPU, else the reference with one warning per function)."""
 from __future__ import annotations
 
-import functools
 import importlib
+import importlib.util
 import os
 import warnings
 
@@ -38,13 +38,12 @@ def triton_interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-@functools.lru_cache(maxsize=None)
+# likewise probed once at import, without importing triton (TRITON_INTERPRET is read at its import)
+_TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
+
+
 def triton_installed() -> bool:
-    try:
-        importlib.import_module("triton")
-    except ImportError:
-        return False
-    return True
+    return _TRITON_INSTALLED
 
 
 def backends() -> tuple[str, ...]:
