@@ -45,6 +45,8 @@ class ModelSpec:
     critic_steps: int = 1  # critic updates per generator update
     spectral_norm: bool = False  # on every critic layer
     clip: float | None = None  # clamp critic weights to [-clip, clip] after each update
+    metric: str = "mmd2"  # what training should improve: sample MMD^2, or held-out reconstruction MSE
+                          # for the models whose objective reconstructs x
 
 
 def _logit(net, *inputs) -> torch.Tensor:
@@ -191,6 +193,7 @@ def _asvae(nets, x, z, ctx) -> Terms:
 # ---- the registry -------------------------------------------------------------------------------
 
 _GAME = ("adversarial_losses",)
+_REC = "reconstruction_mse"
 _PAIR = {"Dxz": "pair"}
 
 
@@ -209,28 +212,28 @@ def _specs() -> dict[str, ModelSpec]:
         ModelSpec("gmmn", _gmmn, ("mmd2",)),
         ModelSpec("mmdgan", _mmd_gan, ("mmd2",), {"D": "features"}, clip=0.05),
         ModelSpec("vae", partial(_vae, autoencoders.vae), ("reparameterize", "gaussian_nll", "kl_std_normal"),
-                  encoder=True, x_logvar=True),
+                  encoder=True, x_logvar=True, metric=_REC),
         ModelSpec("beta_vae", partial(_vae, autoencoders.beta_vae), ("reparameterize", "gaussian_nll", "kl_std_normal"),
-                  encoder=True, x_logvar=True),
-        ModelSpec("aae", _aae, ("reparameterize",) + _GAME, {"Dz": "latent"}, encoder=True),
-        ModelSpec("wae_gan", _wae_gan, _GAME, {"Dz": "latent"}, encoder=True),
-        ModelSpec("wae_mmd", _wae_mmd, ("mmd2",), encoder=True),
+                  encoder=True, x_logvar=True, metric=_REC),
+        ModelSpec("aae", _aae, ("reparameterize",) + _GAME, {"Dz": "latent"}, encoder=True, metric=_REC),
+        ModelSpec("wae_gan", _wae_gan, _GAME, {"Dz": "latent"}, encoder=True, metric=_REC),
+        ModelSpec("wae_mmd", _wae_mmd, ("mmd2",), encoder=True, metric=_REC),
         ModelSpec("alpha_gan", _alpha_gan, ("discriminator_loss",), {"D": "data", "Dz": "latent"},
-                  encoder=True),
+                  encoder=True, metric=_REC),
         ModelSpec("ali", _ali, ("reparameterize", "discriminator_loss"), _PAIR, encoder=True),
-        ModelSpec("alice_l2", _alice_l2, ("reparameterize", "discriminator_loss"), _PAIR, encoder=True),
+        ModelSpec("alice_l2", _alice_l2, ("reparameterize", "discriminator_loss"), _PAIR, encoder=True, metric=_REC),
         ModelSpec("alice_adversarial", _alice_adversarial, ("reparameterize", "discriminator_loss") + _GAME,
-                  {**_PAIR, "Dxx": "cycle"}, encoder=True),
+                  {**_PAIR, "Dxx": "cycle"}, encoder=True, metric=_REC),
         ModelSpec("vidm", _vidm, ("reparameterize", "discriminator_loss", "gaussian_nll"),
                   {**_PAIR, "D": "data"}, encoder=True),
         ModelSpec("dali", partial(_dali, joint.dali), ("reparameterize", "discriminator_loss", "gaussian_nll"), _PAIR,
-                  encoder=True, x_logvar=True),
+                  encoder=True, x_logvar=True, metric=_REC),
         ModelSpec("dali_f", partial(_dali, joint.dali_f),
                   ("reparameterize", "discriminator_loss", "fdiv_estimate", "gaussian_nll"), _PAIR, encoder=True,
-                  x_logvar=True),
-        ModelSpec("dali_l2", _dali_l2, ("reparameterize", "discriminator_loss"), _PAIR, encoder=True),
+                  x_logvar=True, metric=_REC),
+        ModelSpec("dali_l2", _dali_l2, ("reparameterize", "discriminator_loss"), _PAIR, encoder=True, metric=_REC),
         ModelSpec("asvae", _asvae, ("reparameterize", "discriminator_loss", "gaussian_nll"),
-                  _PAIR, encoder=True, x_logvar=True),
+                  _PAIR, encoder=True, x_logvar=True, metric=_REC),
     ]
     return {spec.name: spec for spec in s}
 

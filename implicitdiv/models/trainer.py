@@ -178,22 +178,19 @@ def evaluate(run: Run, samples: torch.Tensor | None = None) -> dict[str, float]:
     return out
 
 
-def run_from_cli(args) -> dict:
-    """`implicitdiv train MODEL --data D [--steps N] [--backend B] [--seed S] [--out DIR]`: trains,
-    then writes metrics.json, samples.npy (2,500 rows), samples.png and, for models with an
-    encoder, reconstructions.png into DIR. Returns the metrics record."""
+def train_and_write(model: str, data_name: str, *, steps: int = DEFAULT_STEPS, backend=None, seed: int = 0,
+                    out: str | Path | None = None) -> dict:
+    """Train, then write metrics.json, samples.npy (2,500 rows), samples.png and, for models with
+    an encoder, reconstructions.png into `out`. Returns the metrics record."""
     from . import plots
 
-    steps = DEFAULT_STEPS if getattr(args, "steps", None) is None else int(args.steps)
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
-    seed = int(getattr(args, "seed", None) or 0)
-    backend = getattr(args, "backend", None)
-    data = load(args.data, seed=seed)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    data = load(data_name, seed=seed)
     config = TrainConfig(steps=steps)
-    run = train(args.model, data, backend=backend, seed=seed, config=config)
+    run = train(model, data, backend=backend, seed=seed, config=config)
     samples = sample(run)
-    out = Path(getattr(args, "out", None) or f"runs/{run.spec.name}-{data.name}-s{seed}")
+    out = Path(out or f"runs/{run.spec.name}-{data.name}-s{seed}")
     out.mkdir(parents=True, exist_ok=True)
     record = {
         "model": run.spec.name, "data": data.name, "steps": steps, "backend": backend or "auto", "seed": seed,
@@ -207,3 +204,15 @@ def run_from_cli(args) -> dict:
         rows = data.test[:64]
         plots.reconstructions(out / "reconstructions.png", rows, reconstruct(run, rows), data)
     return record
+
+
+def run_from_cli(args) -> int:
+    """`implicitdiv train MODEL --data D [--steps N] [--backend B] [--seed S] [--out DIR]`:
+    train_and_write() with the parsed arguments; prints the metrics, returns the exit status 0."""
+    steps = getattr(args, "steps", None)
+    seed = getattr(args, "seed", None)
+    record = train_and_write(args.model, args.data, steps=DEFAULT_STEPS if steps is None else steps,
+                             backend=getattr(args, "backend", None), seed=0 if seed is None else seed,
+                             out=getattr(args, "out", None))
+    print(json.dumps({k: record[k] for k in ("model", "data", "steps", "backend", "seed", "metrics")}))
+    return 0
