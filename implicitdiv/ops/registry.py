@@ -11,7 +11,10 @@ LOSSES_CPP: frozenset[str] = frozenset({
     "discriminator_loss", "generator_loss", "adversarial_losses", "fdiv_estimate", "ratio_matching_loss",
     "gaussian_nll", "kl_std_normal", "kl_gaussians", "reparameterize",
 })
-LOSSES_TRITON: frozenset[str] = frozenset()
+LOSSES_TRITON: frozenset[str] = frozenset({
+    "discriminator_loss", "generator_loss", "adversarial_losses", "fdiv_estimate", "ratio_matching_loss",
+    "gaussian_nll", "kl_std_normal", "kl_gaussians", "reparameterize",
+})
 
 IMPLEMENTED: dict[str, frozenset[str]] = {
     "cpp": PAIRWISE_CPP | LOSSES_CPP,
