@@ -5,6 +5,7 @@ discriminators 3 maxout layers of 200 units with 5 pieces; Adam lr 1e-4, beta1 0
 2,500 samples scored by modes captured and % high-quality samples (within 3 std of a mode).
 
     python benchmarks/grid25.py --steps 300 --seeds 5 [--models gan,ali] [--timing-steps 20]
+    python benchmarks/grid25.py --seeds 0 --timing-steps 10 --models ...   (step-time ratios only)
 """
 from __future__ import annotations
 
@@ -39,13 +40,14 @@ def table(records: list[dict], models: list[str]) -> str:
 def main(argv=None) -> None:
     args = benchmark.parser(__doc__.splitlines()[0], MODELS, steps=300).parse_args(argv)
     models, config = benchmark.setup(args)
-    log = Path(args.log or "runs/bench/grid25.jsonl")
-    records = benchmark.run_all("grid25", models, args.seeds, config, args.backend, log)
-    body = (f"Command: `{benchmark.command_line()}` (backend {args.backend}, {args.threads} torch thread(s); "
-            f"mean ± std over seeds 0..{args.seeds - 1}; per-run log {log}).\n\n" + table(records, models))
-    print(body)
-    if not args.no_write:
-        write_subsection(Path(args.results), "grid25: modes captured and % high-quality samples", body)
+    if args.seeds:
+        log = Path(args.log or "runs/bench/grid25.jsonl")
+        records = benchmark.run_all("grid25", models, args.seeds, config, args.backend, log)
+        body = (f"Command: `{benchmark.command_line()}` (backend {args.backend}, {args.threads} torch thread(s); "
+                f"mean ± std over seeds 0..{args.seeds - 1}; per-run log {log}).\n\n" + table(records, models))
+        print(body)
+        if not args.no_write:
+            write_subsection(Path(args.results), "grid25: modes captured and % high-quality samples", body)
     if args.timing_steps:
         rows = benchmark.step_time_ratios("grid25", models, args.timing_steps, config)
         tbody = benchmark.timing_table(rows, args.timing_steps, benchmark.command_line())

@@ -120,3 +120,12 @@ def test_train_command_rejects_bad_arguments(tmp_path):
         run_from_cli(bad_steps)
     with pytest.raises(ValueError, match="backend"):
         train("gan", load_data("ring8"), backend="fast", config=TrainConfig(steps=1, progress=False))
+
+
+def test_implicitdiv_train_subcommand(tmp_path, capsys):
+    from implicitdiv import cli
+
+    out = tmp_path / "cli"
+    assert cli.main(["train", "dali", "--data", "ring8", "--steps", "5", "--seed", "1", "--out", str(out)]) == 0
+    assert {"metrics.json", "samples.npy", "samples.png", "reconstructions.png"} <= {p.name for p in out.iterdir()}
+    assert json.loads((out / "metrics.json").read_text())["data"] == "ring8"
