@@ -314,6 +314,8 @@ class _AllGather:
     backward returns the column gradients with one all-to-all. Per rank and pass: (W - 1) padded
     shards received and sent."""
 
+    keeps_shards = True
+
     def forward(self, grp: _Group, cols: _Columns, local, visit):
         bufs = _gather_in_rank_order(grp, cols.pack(local, grp.rank, cols.width))
         TRAFFIC.add((grp.world - 1) * cols.width * cols.itemsize, grp.world - 1)
@@ -340,6 +342,8 @@ class _Ring:
     overlapping the current block; at most two remote shards in memory. Backward passes the shards
     around again, each with the gradient accumulated for it so far, which a last step hands back
     to its owner. Per rank: (W - 1) shards forward, (W - 1) shards and W gradients backward."""
+
+    keeps_shards = False
 
     def _shift(self, grp: _Group, send: torch.Tensor, recv: torch.Tensor, tag: int):
         TRAFFIC.add(send.numel() * send.element_size())
@@ -401,21 +405,40 @@ class _Plan:
     block: Callable  # (rows, cols, owner) -> (B, P)
 
 
+def _leaves(tensors, needs) -> list[torch.Tensor]:
+    return [t.detach().requires_grad_(n) for t, n in zip(tensors, needs)]
+
+
 class _ShardedPairSum(torch.autograd.Function):
+    """Forward: this rank's block rows against every owner's column shard, summed over the ranks.
+    Backward: each block's gradient of <g, block>; row parts stay here, column parts go back to
+    the column shard's owner through the exchange. The block of the rank's own shard keeps its
+    graph, and so does every block when the exchange keeps the shards anyway (allgather), so
+    backward does not recompute their forward; the ring recomputes each remote block as its shard
+    comes round again."""
+
     @staticmethod
     def forward(ctx, plan: _Plan, *tensors):
         rows, local = tensors[: plan.n_rows], tensors[plan.n_rows:]
-        partial = []
+        needs = ctx.needs_input_grad[1:]
+        graphs, partial = {}, []
 
         def visit(owner, cols):
-            partial.append(plan.block(rows, cols, owner))
+            if not (any(needs) and (plan.exchange.keeps_shards or owner == plan.grp.rank)):
+                partial.append(plan.block(rows, cols, owner))
+                return
+            with torch.enable_grad():
+                r_in, c_in = _leaves(rows, needs[: plan.n_rows]), _leaves(cols, needs[plan.n_rows:])
+                out = plan.block(r_in, c_in, owner)
+            graphs[owner] = (r_in, c_in, out)
+            partial.append(out.detach())
 
         ctx.state = plan.exchange.forward(plan.grp, plan.cols, local, visit)
         part = partial[0]
         for p in partial[1:]:
             part = part + p
         part = check.nan_unless_finite(part, *tensors, batched=True)  # each rank rules on the inputs it owns
-        ctx.plan = plan
+        ctx.plan, ctx.graphs = plan, graphs
         ctx.save_for_backward(*tensors)
         return _sum_over_ranks(plan.grp, part)
 
@@ -430,16 +453,19 @@ class _ShardedPairSum(torch.autograd.Function):
         row_needs, col_needs = needs[: plan.n_rows], needs[plan.n_rows:]
         g = _mean_over_ranks(plan.grp, g.contiguous())
         row_grads = [None] * plan.n_rows
+        graphs, ctx.graphs = ctx.graphs, {}  # used once: a second backward recomputes
 
         def visit(owner, cols):
-            with torch.enable_grad():
-                r_in = [t.detach().requires_grad_(n) for t, n in zip(rows, row_needs)]
-                c_in = [t.detach().requires_grad_(n) for t, n in zip(cols, col_needs)]
-                out = plan.block(r_in, c_in, owner)
-                wanted = [t for t in r_in + c_in if t.requires_grad]
-                if not out.requires_grad or not wanted:
-                    return (None,) * len(c_in)
-                found = iter(torch.autograd.grad(out, wanted, g, allow_unused=True))
+            if owner in graphs:
+                r_in, c_in, out = graphs.pop(owner)
+            else:
+                with torch.enable_grad():
+                    r_in, c_in = _leaves(rows, row_needs), _leaves(cols, col_needs)
+                    out = plan.block(r_in, c_in, owner)
+            wanted = [t for t in r_in + c_in if t.requires_grad]
+            if not out.requires_grad or not wanted:
+                return (None,) * len(c_in)
+            found = iter(torch.autograd.grad(out, wanted, g, allow_unused=True))
             grads = [next(found) if t.requires_grad else None for t in r_in + c_in]
             for i, gr in enumerate(grads[: plan.n_rows]):
                 if gr is not None:
@@ -447,7 +473,6 @@ class _ShardedPairSum(torch.autograd.Function):
             return tuple(grads[plan.n_rows:])
 
         col_grads = plan.exchange.backward(plan.grp, plan.cols, local, ctx.state, visit)
-        ctx.state = None
         out = [gr if n else None for gr, n in zip(row_grads, row_needs)]
         out += [gr.clone() if n else None for gr, n in zip(col_grads, col_needs)]
         out = [torch.zeros_like(t) if n and gr is None else gr for t, n, gr in zip(tensors, needs, out)]

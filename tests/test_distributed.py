@@ -256,7 +256,19 @@ def traffic_and_determinism(rank, world, failures):
         want = sum(packed[(rank - t) % world] for t in range(world - 1)) + sum(packed)
         assert idd.TRAFFIC.bytes_sent == want, f"ring backward sent {idd.TRAFFIC.bytes_sent} bytes, expected {want}"
 
+    def backward_twice():
+        """The first backward uses the kept block graphs, a second (retain_graph) recomputes them."""
+        results = {}
+        for exchange in idd.EXCHANGES:
+            xr, yr = x.clone().requires_grad_(), y.clone().requires_grad_()
+            out = idd.mmd2(xr, yr, estimator="unbiased", exchange=exchange)
+            first = torch.autograd.grad(out, (xr, yr), retain_graph=True)
+            results[exchange] = (first, torch.autograd.grad(out, (xr, yr)))
+        for exchange, (first, second) in results.items():
+            assert all(torch.equal(a, b) for a, b in zip(first, second)), f"{exchange}: a second backward differs"
+
     _case(failures, "ring traffic and determinism", ring)
+    _case(failures, "backward twice", backward_twice)
     _case(failures, "allgather traffic", allgather)
     _case(failures, "ring backward traffic", backward_volume)
 
