@@ -81,10 +81,11 @@ class PairPlan:
     exclude: bool
     precision: str
     tau: float
+    bf16_as_f32: bool
 
     def flags(self):
         return dict(KIND=self.kind, SYM=self.sym, EXCLUDE=self.exclude, CENTER=self.centered,
-                    PREC=self.precision, TAU=self.tau)
+                    PREC=self.precision, BF16_AS_F32=self.bf16_as_f32, TAU=self.tau)
 
 
 def _coefficients(kernel: str, bandwidths, dtype, device) -> torch.Tensor:
@@ -114,7 +115,10 @@ def plan(x, y, kernel: str, bandwidths, precision: str, sym: bool, exclude: bool
     else:
         center = torch.zeros((x.shape[0], x.shape[2]), dtype=ct, device=x.device)
     tau = NEAR_FRACTION[precision]
-    return PairPlan(KIND_CODES[kernel], coef, coef.numel(), center.contiguous(), centered, sym, exclude, precision, tau)
+    # the interpreter (CPU tensors) matmuls bf16 as raw uint16 bits: see pairwise_tiles.mma
+    bf16_as_f32 = x.dtype == torch.bfloat16 and x.device.type != "cuda"
+    return PairPlan(KIND_CODES[kernel], coef, coef.numel(), center.contiguous(), centered, sym, exclude, precision, tau,
+                    bf16_as_f32)
 
 
 def row_sums(x, y, w, pl: PairPlan, a=None) -> torch.Tensor:

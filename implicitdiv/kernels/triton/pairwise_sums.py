@@ -11,13 +11,13 @@ output). Each output element is written by exactly one program: no atomics, fixe
 import triton
 import triton.language as tl
 
-from .pairwise_tiles import LINEAR, any_true, kernel_slope, kernel_tile, load_cols, load_rows, row_norms, sq_dist_tile
+from .pairwise_tiles import LINEAR, any_true, kernel_slope, kernel_tile, load_rows, mma, row_norms, sq_dist_tile
 
 
 @triton.jit
 def pair_rows_kernel(x, y, center, coef, nbw, w, a, out, N, M, d, P,
                      KIND: tl.constexpr, SYM: tl.constexpr, EXCLUDE: tl.constexpr, CENTER: tl.constexpr,
-                     REDUCE: tl.constexpr, PREC: tl.constexpr, TAU: tl.constexpr,
+                     REDUCE: tl.constexpr, PREC: tl.constexpr, BF16_AS_F32: tl.constexpr, TAU: tl.constexpr,
                      BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, BP: tl.constexpr):
     pid_m = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
@@ -38,9 +38,9 @@ def pair_rows_kernel(x, y, center, coef, nbw, w, a, out, N, M, d, P,
         cols = j0 + tl.arange(0, BN)
         cmask = cols < M
         k = kernel_tile(x, y, center, coef, nbw, rows, cols, rmask, cmask, nx, d, KIND, SYM, EXCLUDE, CENTER, PREC,
-                        TAU, BM, BN, BD)
+                        BF16_AS_F32, TAU, BM, BN, BD)
         wt = tl.load(w + cols[:, None] * P + ps[None, :], mask=cmask[:, None] & pmask[None, :], other=0.0)
-        acc += tl.dot(k.to(DT), wt.to(DT), input_precision=PREC)
+        acc += mma(k, wt, DT, PREC, BF16_AS_F32)
     if REDUCE:
         a += pid_b * N * P
         at = tl.load(a + rows[:, None] * P + ps[None, :], mask=rmask[:, None] & pmask[None, :], other=0.0)
@@ -55,7 +55,7 @@ def pair_rows_kernel(x, y, center, coef, nbw, w, a, out, N, M, d, P,
 @triton.jit
 def pair_grad_kernel(x, y, center, coef, nbw, u, v, out, N, M, d, P,
                      KIND: tl.constexpr, SYM: tl.constexpr, EXCLUDE: tl.constexpr, CENTER: tl.constexpr,
-                     PREC: tl.constexpr, TAU: tl.constexpr,
+                     PREC: tl.constexpr, BF16_AS_F32: tl.constexpr, TAU: tl.constexpr,
                      BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, BP: tl.constexpr, BDO: tl.constexpr):
     pid_m = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
@@ -85,14 +85,15 @@ def pair_grad_kernel(x, y, center, coef, nbw, u, v, out, N, M, d, P,
             pmask = ps < P
             ut = tl.load(u + rows[:, None] * P + ps[None, :], mask=rmask[:, None] & pmask[None, :], other=0.0)
             vt = tl.load(v + cols[None, :] * P + ps[:, None], mask=cmask[None, :] & pmask[:, None], other=0.0)
-            wt += tl.dot(ut.to(DT), vt.to(DT), input_precision=PREC)
+            wt += mma(ut, vt, DT, PREC, BF16_AS_F32)
         keep = rmask[:, None] & cmask[None, :]
         if KIND == LINEAR:
             if EXCLUDE:
                 keep = keep & (rows[:, None] != cols[None, :])
             g = tl.where(keep, wt, 0.0)
         else:
-            s, near = sq_dist_tile(x, y, center, rows, cols, rmask, cmask, nx, d, SYM, CENTER, PREC, TAU, BM, BN, BD)
+            s, near = sq_dist_tile(x, y, center, rows, cols, rmask, cmask, nx, d, SYM, CENTER, PREC, BF16_AS_F32, TAU,
+                                   BM, BN, BD)
             if SYM:  # x_i - x_i = 0: the diagonal contributes nothing, whatever dk/ds is there
                 keep = keep & (rows[:, None] != cols[None, :])
             g = tl.where(keep, wt * kernel_slope(s, coef, nbw, KIND), 0.0)
@@ -107,7 +108,7 @@ def pair_grad_kernel(x, y, center, coef, nbw, u, v, out, N, M, d, P,
         g_dot = g.to(DT)
         rowsum += tl.sum(g_dot.to(CT), 1)
         yt = load_rows(y, center, cols, cmask, k0, d, CENTER, BDO)
-        acc += tl.dot(g_dot, yt.to(DT), input_precision=PREC)
+        acc += mma(g_dot, yt, DT, PREC, BF16_AS_F32)
     if KIND == LINEAR:
         res = acc
     else:

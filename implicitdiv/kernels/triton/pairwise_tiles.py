@@ -10,6 +10,9 @@ recomputed from explicit differences of the raw inputs, and i == j in a symmetri
 
 Compute dtype CT is the element type of the `coef` pointer (float64 for float64 inputs, float32
 otherwise); dot operands are cast to the input element type DT (tensor cores for bf16/fp16).
+BF16_AS_F32 (set by the launcher only under the interpreter, whose tl.dot multiplies the uint16 bit
+patterns it stores bf16 in) rounds the operands to bf16 and multiplies them in float32: the same
+exact products and float32 accumulation as the tensor cores.
 """
 import triton
 import triton.language as tl
@@ -59,13 +62,24 @@ def row_norms(x, center, rows, rmask, d, CENTER: tl.constexpr, BM: tl.constexpr,
 
 
 @triton.jit
+def mma(a, b, DT: tl.constexpr, PREC: tl.constexpr, BF16_AS_F32: tl.constexpr):
+    """a @ b with both operands rounded to DT; float32 (float64 for DT float64) accumulation."""
+    if BF16_AS_F32:
+        out = tl.dot(a.to(DT).to(tl.float32), b.to(DT).to(tl.float32), input_precision="ieee")
+    else:
+        out = tl.dot(a.to(DT), b.to(DT), input_precision=PREC)
+    return out
+
+
+@triton.jit
 def any_true(mask):
     return tl.max(tl.max(mask.to(tl.int32), 1), 0) > 0
 
 
 @triton.jit
 def sq_dist_tile(x, y, center, rows, cols, rmask, cmask, nx, d, SYM: tl.constexpr, CENTER: tl.constexpr,
-                 PREC: tl.constexpr, TAU: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr):
+                 PREC: tl.constexpr, BF16_AS_F32: tl.constexpr, TAU: tl.constexpr,
+                 BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr):
     """(s, near): the squared distances of the tile and the mask of pairs recomputed exactly."""
     DT = x.dtype.element_ty
     CT = center.dtype.element_ty
@@ -75,7 +89,7 @@ def sq_dist_tile(x, y, center, rows, cols, rmask, cmask, nx, d, SYM: tl.constexp
         xc = load_rows(x, center, rows, rmask, k0, d, CENTER, BD)
         yc = load_cols(y, center, cols, cmask, k0, d, CENTER, BD)
         ny += tl.sum(yc * yc, 0)
-        dot += tl.dot(xc.to(DT), yc.to(DT), input_precision=PREC)
+        dot += mma(xc, yc, DT, PREC, BF16_AS_F32)
     scale = nx[:, None] + ny[None, :]
     s = scale - 2.0 * dot
     s = tl.where(s < 0.0, 0.0, s)  # not tl.maximum: NaN must survive
@@ -145,17 +159,18 @@ def kernel_slope(s, coef, nbw, KIND: tl.constexpr):
 
 @triton.jit
 def kernel_tile(x, y, center, coef, nbw, rows, cols, rmask, cmask, nx, d, KIND: tl.constexpr, SYM: tl.constexpr,
-                EXCLUDE: tl.constexpr, CENTER: tl.constexpr, PREC: tl.constexpr, TAU: tl.constexpr,
-                BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr):
+                EXCLUDE: tl.constexpr, CENTER: tl.constexpr, PREC: tl.constexpr, BF16_AS_F32: tl.constexpr,
+                TAU: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr):
     """K_ij for the tile, 0 outside the data and on i == j when EXCLUDE."""
     if KIND == LINEAR:
         k = tl.zeros([BM, BN], dtype=center.dtype.element_ty)
         for k0 in range(0, d, BD):
             xr = load_rows(x, center, rows, rmask, k0, d, False, BD)
             yr = load_cols(y, center, cols, cmask, k0, d, False, BD)
-            k += tl.dot(xr.to(x.dtype.element_ty), yr.to(x.dtype.element_ty), input_precision=PREC)
+            k += mma(xr, yr, x.dtype.element_ty, PREC, BF16_AS_F32)
     else:
-        s, near = sq_dist_tile(x, y, center, rows, cols, rmask, cmask, nx, d, SYM, CENTER, PREC, TAU, BM, BN, BD)
+        s, near = sq_dist_tile(x, y, center, rows, cols, rmask, cmask, nx, d, SYM, CENTER, PREC, BF16_AS_F32, TAU,
+                               BM, BN, BD)
         k = kernel_value(s, coef, nbw, KIND)
     keep = rmask[:, None] & cmask[None, :]
     if EXCLUDE:

@@ -1,0 +1,235 @@
+"""The Triton pairwise engine (run on CPU tensors under TRITON_INTERPRET=1, set by conftest) against
+the float64 reference: values, gradients, sizes off the tile grid, near-duplicate points, half
+precision, determinism, NaN propagation, and the absence of any N x M buffer."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from hypothesis import given, settings
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import implicitdiv as idv
+from implicitdiv.kernels.triton import pairwise as tp
+from implicitdiv.ops import pairwise as ops
+from implicitdiv.reference import pairwise as ref
+from implicitdiv.reference.kernels import KERNELS, kernel_matrix
+
+from .cases import kernel_sum_calls, mixture_calls, mmd2_calls
+from .equivalence import TOLERANCES, assert_close, check_equivalence
+
+BACKEND = "triton"
+
+
+# ---- the shared equivalence harness ------------------------------------------------------------
+
+@settings(max_examples=20)
+@given(kernel_sum_calls())
+def test_kernel_sum_matches_reference(call):
+    call.run(check_equivalence, idv.kernel_sum, BACKEND)
+
+
+@settings(max_examples=12)  # three sums and their backward per example
+@given(mmd2_calls(estimators=("biased", "unbiased")))
+def test_mmd2_matches_reference(call):
+    call.run(check_equivalence, idv.mmd2, BACKEND)
+
+
+@settings(max_examples=20)
+@given(mixture_calls())
+def test_mixture_logpdf_matches_reference(call):
+    call.run(check_equivalence, idv.gaussian_mixture_logpdf, BACKEND)
+
+
+@settings(max_examples=6)
+@given(kernel_sum_calls(max_size=40, max_d=5), mixture_calls(max_size=40, max_d=5))
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_inputs_use_their_tolerance(dtype, ksum, mix):
+    for call, fn in ((ksum, idv.kernel_sum), (mix, idv.gaussian_mixture_logpdf)):
+        dataclasses.replace(call, dtype=dtype).run(check_equivalence, fn, BACKEND, double_backward=False)
+
+
+def test_mmd_test_same_statistic_and_p_value_as_reference():
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(23, 4, generator=gen)
+    y = torch.randn(19, 4, generator=gen) + 0.4
+    fast = idv.mmd_test(x, y, permutations=40, seed=7, backend=BACKEND)  # 41 weight columns: 3 column blocks
+    slow = idv.mmd_test(x.double(), y.double(), permutations=40, seed=7, backend="reference")
+    assert_close(fast[0], slow[0], torch.float32, "statistic", scale=1.0)
+    assert round(float(fast[1]) * 41) == round(float(slow[1]) * 41)  # the same count of null >= observed
+
+
+# ---- tiling edges: sizes around the 16-wide interpreter tiles, many weight columns, d > one chunk --
+
+def _grads_vs_reference(fn_fast, fn_ref, inputs, dtype, names, scale=None):
+    """Values (error scale `scale` when given, else their largest) and gradients of <out, u> for
+    fast (dtype) against reference (float64)."""
+    fast_in = [t.to(dtype).requires_grad_() for t in inputs]
+    ref_in = [t.to(dtype).double().requires_grad_() for t in inputs]
+    out_f, out_r = fn_fast(*fast_in), fn_ref(*ref_in)
+    assert out_f.dtype == dtype
+    assert_close(out_f, out_r, dtype, "out", scale)
+    u = torch.randn(out_r.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64) + 0.5
+    g_f = torch.autograd.grad(out_f, fast_in, u.to(dtype))
+    g_r = torch.autograd.grad(out_r, ref_in, u)
+    for n, f, r in zip(names, g_f, g_r):
+        assert_close(f, r, dtype, f"grad:{n}")
+
+
+@pytest.mark.parametrize("n,m,d,p", [(15, 17, 20, 1), (16, 33, 3, 20), (1, 31, 1, 2), (33, 1, 17, 17)])
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_kernel_sum_off_tile_sizes(kernel, n, m, d, p):
+    gen = torch.Generator().manual_seed(n * 1000 + m)
+    x, y = torch.randn(2, n, d, generator=gen, dtype=torch.float64), torch.randn(2, m, d, generator=gen, dtype=torch.float64)
+    a, b = torch.randn(2, n, p, generator=gen, dtype=torch.float64), torch.randn(2, m, p, generator=gen, dtype=torch.float64)
+    bw = (0.6, 2.0)
+    _grads_vs_reference(lambda *t: idv.kernel_sum(t[0], t[1], kernel=kernel, bandwidth=bw, x_weights=t[2], y_weights=t[3], backend=BACKEND),
+                        lambda *t: ref.kernel_sum(*t, kernel, bw), (x, y, a, b), torch.float32, ("x", "y", "a", "b"))
+
+
+@pytest.mark.parametrize("exclude", [False, True])
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_symmetric_sum_drops_exactly_the_diagonal(kernel, exclude):
+    gen = torch.Generator().manual_seed(5)
+    x, a = torch.randn(1, 35, 4, generator=gen, dtype=torch.float64), torch.randn(1, 35, 18, generator=gen, dtype=torch.float64)
+    _grads_vs_reference(lambda x_, a_: ops.kernel_sum_sym(x_, a_, kernel, (0.8,), exclude, BACKEND),
+                        lambda x_, a_: ref.kernel_sum_sym(x_, a_, kernel, (0.8,), exclude),
+                        (x, a), torch.float64, ("x", "a"))
+
+
+# ---- near-duplicate points: the dot-product form of s is not accurate there ---------------------
+
+def _near_duplicates(offset: float):
+    """float32 points with exact duplicates and neighbours 1e-4 away, far from the origin by `offset`."""
+    gen = torch.Generator().manual_seed(11)
+    base = torch.randn(20, 5, generator=gen) * 0.5 + offset
+    x = torch.cat([base, base[:6] + 1e-4 * torch.randn(6, 5, generator=gen)])
+    y = torch.cat([base[3:15], base[:4] - 1e-4 * torch.randn(4, 5, generator=gen)])
+    return x.float().unsqueeze(0), y.float().unsqueeze(0)
+
+
+@pytest.mark.parametrize("offset", [0.0, 30.0])
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_near_duplicate_points_float32(kernel, offset):
+    x, y = _near_duplicates(offset)
+    a = torch.randn(1, x.shape[1], 2, generator=torch.Generator().manual_seed(2))
+    b = torch.randn(1, y.shape[1], 2, generator=torch.Generator().manual_seed(3))
+    bw = (0.01, 1.0)
+    terms = (a.double().abs().transpose(1, 2) @ kernel_matrix(x.double(), y.double(), kernel, bw).abs() @ b.double().abs())
+    _grads_vs_reference(lambda *t: idv.kernel_sum(t[0], t[1], kernel=kernel, bandwidth=bw, x_weights=t[2], y_weights=t[3], backend=BACKEND),
+                        lambda *t: ref.kernel_sum(*t, kernel, bw), (x, y, a, b), torch.float32, ("x", "y", "a", "b"),
+                        scale=float(terms.max()))
+    # linear: MMD^2 = |mean x - mean y|^2 as a difference of sums of x.y ~ offset^2, rounded at that size
+    cancel = 4 * offset**2 * x.shape[-1] if kernel == "linear" else None
+    _grads_vs_reference(lambda x_: idv.mmd2(x_, y, kernel=kernel, bandwidth=bw, estimator="unbiased", backend=BACKEND),
+                        lambda x_: ref.mmd2(x_, y.double(), kernel, bw, "unbiased"), (x,), torch.float32, ("x",), cancel)
+
+
+@pytest.mark.parametrize("kernel", ["rbf", "laplacian", "energy"])
+def test_centering_alone_keeps_offset_data_accurate(kernel, monkeypatch):
+    """With the exact recomputation switched off, far pairs 300 away from the origin still get
+    their distances right, because both sets are shifted by a shared center first."""
+    monkeypatch.setitem(tp.NEAR_FRACTION, "ieee", 0.0)
+    gen = torch.Generator().manual_seed(12)
+    x = torch.randn(1, 24, 5, generator=gen) + 300.0
+    y = torch.randn(1, 19, 5, generator=gen) + 300.5
+    a = torch.randn(1, 24, 1, generator=gen)
+    _grads_vs_reference(lambda x_, y_, a_: idv.kernel_sum(x_, y_, kernel=kernel, bandwidth=1.5, x_weights=a_, backend=BACKEND),
+                        lambda x_, y_, a_: ref.kernel_sum(x_, y_, a_, torch.ones(1, 19, 1, dtype=torch.float64), kernel, (1.5,)),
+                        (x, y, a), torch.float32, ("x", "y", "a"), scale=float(24 * 19 * a.abs().max() * 4))
+
+
+def test_far_apart_mixture_components_float32():
+    gen = torch.Generator().manual_seed(4)
+    z = torch.randn(30, 6, generator=gen) + 50.0
+    means = torch.cat([z[:10] + 1e-3, torch.randn(9, 6, generator=gen) + 50.0])
+    logvars = torch.rand(19, 6, generator=gen) * 3 - 2
+    _grads_vs_reference(lambda *t: idv.gaussian_mixture_logpdf(*t, backend=BACKEND), ref.gaussian_mixture_logpdf,
+                        (z, means, logvars), torch.float32, ("z", "means", "logvars"))
+
+
+# ---- contract: determinism, NaN, precision argument, memory --------------------------------------
+
+def test_same_inputs_give_the_same_bits():
+    gen = torch.Generator().manual_seed(9)
+    x, y = torch.randn(2, 45, 7, generator=gen), torch.randn(2, 38, 7, generator=gen)
+    a, b = torch.randn(2, 45, 3, generator=gen), torch.randn(2, 38, 3, generator=gen)
+    z, m, lv = torch.randn(45, 7, generator=gen), torch.randn(38, 7, generator=gen), torch.randn(38, 7, generator=gen)
+
+    def run():
+        ins = [t.clone().requires_grad_() for t in (x, y, a, b, z, m, lv)]
+        outs = [idv.kernel_sum(ins[0], ins[1], kernel="laplacian", bandwidth=(0.5, 2.0), x_weights=ins[2], y_weights=ins[3], backend=BACKEND),
+                idv.mmd2(ins[0], ins[1], kernel="energy", estimator="unbiased", backend=BACKEND),
+                idv.gaussian_mixture_logpdf(ins[4], ins[5], ins[6], backend=BACKEND)]
+        grads = torch.autograd.grad(sum(o.sum() for o in outs), ins)
+        return outs + list(grads)
+
+    for first, second in zip(run(), run()):
+        assert torch.equal(first, second)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_nan_propagates(kernel):
+    x, y = torch.randn(20, 3), torch.randn(18, 3)
+    x[4, 1] = float("nan")
+    assert torch.isnan(idv.kernel_sum(x, y, kernel=kernel, backend=BACKEND))
+    assert torch.isnan(idv.mmd2(x, y, kernel=kernel, backend=BACKEND))
+    w = torch.ones(18)
+    w[7] = float("nan")
+    assert torch.isnan(idv.kernel_sum(y, y.clone(), kernel=kernel, x_weights=w, backend=BACKEND))
+
+
+def test_mixture_nan_stays_in_its_row():
+    z, m, lv = torch.randn(20, 3), torch.randn(18, 3), torch.randn(18, 3)
+    z[4, 1] = float("nan")
+    out = idv.gaussian_mixture_logpdf(z, m, lv, backend=BACKEND)
+    assert torch.isnan(out[4]) and torch.isfinite(out[torch.arange(20) != 4]).all()
+    m[2, 0] = float("nan")
+    assert torch.isnan(idv.gaussian_mixture_logpdf(z, m, lv, backend=BACKEND)).all()
+
+
+def test_precision_argument():
+    gen = torch.Generator().manual_seed(6)
+    x, a = torch.randn(1, 30, 4, generator=gen), torch.randn(1, 30, 1, generator=gen)
+    with pytest.raises(ValueError, match="precision"):
+        tp.kernel_sum_sym_forward(x, a, "rbf", (1.0,), False, precision="fp8")
+    # opt-in tf32 (exact float32 under the interpreter, which has no tensor cores): the plumbing runs
+    tf32 = tp.kernel_sum_sym_forward(x, a, "rbf", (1.0,), False, precision="tf32")
+    ieee = ref.kernel_sum_sym(x.double(), a.double(), "rbf", (1.0,), False)
+    assert_close(tf32, ieee, torch.bfloat16, "tf32 sum", scale=30 * 30 * float(a.abs().max()) ** 2)
+
+
+class _Allocations(TorchDispatchMode):
+    """Records the shape of every tensor a torch op returns while active."""
+
+    def __init__(self):
+        super().__init__()
+        self.shapes = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                self.shapes.append((tuple(t.shape), t.dtype, t.numel() * t.element_size()))
+        return out
+
+
+def test_launchers_allocate_nothing_n_by_m():
+    n, m, d, p = 64, 48, 3, 2
+    gen = torch.Generator().manual_seed(8)
+    x, y = torch.randn(1, n, d, generator=gen), torch.randn(1, m, d, generator=gen)
+    a, b, g = torch.randn(1, n, p, generator=gen), torch.randn(1, m, p, generator=gen), torch.randn(1, p, generator=gen)
+    z, mu, lv = x[0], y[0], torch.randn(m, d, generator=gen)
+    with _Allocations() as rec:
+        tp.kernel_sum_forward(x, y, a, b, "rbf", (1.0, 2.0))
+        tp.kernel_sum_backward(g, x, y, a, b, "laplacian", (1.0,), (True, True, True, True))
+        tp.kernel_sum_sym_forward(x, a, "energy", (1.0,), True)
+        tp.kernel_sum_sym_backward(g, x, a, "imq", (1.0,), False, (True, True))
+        out = tp.mixture_logpdf_forward(z, mu, lv)
+        tp.mixture_logpdf_backward(g[0, :1].expand(n).contiguous(), z, mu, lv, out, (True, True, True))
+    assert rec.shapes, "the recorder saw no allocation at all"
+    largest = max(rec.shapes, key=lambda r: r[2])
+    # O((N + M)(d + P)) float64-sized at most: outputs, centered copies, per-row-block partials,
+    # per-component terms (and the interpreter's byte copies of them); N x M float32 is 4 N M bytes
+    assert largest[2] <= 8 * max(n, m) * max(d, p) < 4 * n * m, f"an allocation of {largest}: {sorted(set(rec.shapes), key=str)}"
