@@ -22,8 +22,9 @@ from .equivalence import check_equivalence
 BACKENDS = [pytest.param(b, marks=pytest.mark.skipif(b not in idv.backends(), reason=f"no {b} backend here"))
             for b in ("cpp", "triton")]
 FUNCTIONS = ("discriminator_loss", "generator_loss", "adversarial_losses", "fdiv_estimate", "ratio_matching_loss")
-REAL = np.array([-1e4, 1e4, -80.0, 80.0, -20.5, 20.5, 0.0, 1.0, -1.0, 3e-9, 0.7, -2.3])
-FAKE = np.array([1e4, -80.0, 20.5, -1e4, 80.0, 1.3, -0.4, 2.2, -20.5, 5e-9, 0.0, -1.7])
+# +-1e4, +-80, both sides of softplus's switch to v at 20, the kinks of relu, tiny and ordinary logits
+REAL = np.array([-1e4, 1e4, -80.0, 80.0, -20.5, 20.5, 17.0, 0.0, 1.0, -1.0, 3e-9, 0.7, -2.3])
+FAKE = np.array([1e4, -80.0, 20.5, -1e4, 80.0, -17.0, 1.3, -0.4, 2.2, -20.5, 5e-9, 0.0, -1.7])
 
 
 def _both(call_or_check, fn, backend, tensors=None, **kw):

@@ -117,9 +117,8 @@ class RatioLossFunction(torch.autograd.Function):
         for k, (term, w) in enumerate(zip(terms, want)):
             if not w:
                 continue
-            i = term[0]
-            part = (grads[term[4]] if reduce else grads[k]) * next(derivs)
-            out[i] = part if out[i] is None else out[i] + part
+            i, g = term[0], (grads[term[4]] if reduce else grads[k])
+            out[i] = next(derivs) * g if out[i] is None else out[i].addcmul_(next(derivs), g)
         return (None,) * 8 + tuple(out)
 
 
