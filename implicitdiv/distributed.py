@@ -109,7 +109,10 @@ class _Group:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         handle = None if group is None or group is dist.group.WORLD else group
-        return _Group(handle, dist.get_rank(handle), dist.get_world_size(handle), float(timeout))
+        rank = dist.get_rank(handle)
+        if rank < 0:
+            raise ValueError(f"group: this process (global rank {dist.get_rank()}) is not a member of it")
+        return _Group(handle, rank, dist.get_world_size(handle), float(timeout))
 
     def peer(self, rank: int) -> int:
         """The global rank that point-to-point ops address for this group's ``rank``."""
