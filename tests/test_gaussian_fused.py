@@ -199,3 +199,22 @@ def test_compiles_without_graph_break(backend):
     torch.testing.assert_close(got, want)
     torch.testing.assert_close(gm, wm)
     torch.testing.assert_close(gl, wl)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_repeated_backward_with_retain_graph(backend, function):
+    """The first backward consumes the saved derivatives in place; a second one recomputes."""
+    xs = [torch.randn(5, 3, dtype=torch.float64, requires_grad=True) for _ in NAMES[function]]
+
+    def loss(b):
+        out = getattr(idv, function)(*xs, backend=b)
+        return out[0].sum() + 0.3 * out[1].sum() if isinstance(out, tuple) else 1.7 * out
+
+    fused = loss(backend)
+    first = torch.autograd.grad(fused, xs, retain_graph=True)
+    second = torch.autograd.grad(fused, xs)
+    want = torch.autograd.grad(loss("reference"), xs)
+    for a, b, w in zip(first, second, want):
+        torch.testing.assert_close(a, w, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(b, w, rtol=1e-12, atol=1e-12)

@@ -209,3 +209,18 @@ def test_compiles_without_graph_break(backend):
     torch.testing.assert_close(got, want)
     torch.testing.assert_close(gr, wr)
     torch.testing.assert_close(gf, wf)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_repeated_backward_with_retain_graph(backend):
+    """The first backward consumes the saved derivatives in place; a second one recomputes."""
+    real = torch.randn(40, dtype=torch.float64, requires_grad=True)
+    fake = torch.randn(30, dtype=torch.float64, requires_grad=True)
+    d, g = idv.adversarial_losses(real, fake, kind="js", backend=backend)
+    first = torch.autograd.grad(2.0 * d + g, (real, fake), retain_graph=True)
+    second = torch.autograd.grad(2.0 * d + g, (real, fake))
+    dr, gr = idv.adversarial_losses(real, fake, kind="js", backend="reference")
+    want = torch.autograd.grad(2.0 * dr + gr, (real, fake))
+    for a, b, w in zip(first, second, want):
+        torch.testing.assert_close(a, w, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(b, w, rtol=1e-12, atol=1e-12)

@@ -5,7 +5,8 @@ per-row sums over the last dim (or their mean/sum) and, for the inputs that need
 derivatives of the term, already multiplied by 1/rows for a mean. The backward multiplies them by
 the incoming gradient (per row for reduction="none") and never reads the data again. With
 create_graph=True the backward recomputes through the differentiable reference instead, so double
-backward is exact.
+backward is exact. The saved derivatives are handed to the first backward, which scales them in
+place into the gradients; a repeated backward (retain_graph=True) recomputes through the reference.
 
   nll             1/2 sum_k [(z - m)^2 e^-lv + lv + log 2 pi]      saves d/dz (d/dm = -d/dz), d/dlv
   kl_std_normal   1/2 sum_k [e^lv + m^2 - 1 - lv]                  saves d/dlv (d/dm = m)
@@ -24,6 +25,7 @@ import torch
 
 from ..kernels import load
 from ..reference import gaussian as ref
+from .ratio import reference_grads, scale_in_place
 
 KIND = {"gaussian_nll": "nll", "kl_std_normal": "kl_std_normal", "kl_gaussians": "kl_gaussians",
         "reparameterize": "reparameterize"}
@@ -42,23 +44,26 @@ def _wanted_outputs(function, needs):
     return [True, needs[1], needs[2]]  # z itself, dz/dlv, dz/deps
 
 
-def _fused_grads(function, xs, outs, scale, g, g_log_q):
-    """Input gradients from the saved derivative outputs; g is the upstream of the loss, already
-    shaped to broadcast over the last dim."""
-    if function == "gaussian_nll":
-        dz, dlv = outs
-        gz = None if dz is None else g * dz
-        return [gz, None if gz is None else -gz, None if dlv is None else g * dlv]
+def _fused_grads(function, xs, outs, needs, scale, g, g_log_q):
+    """Input gradients from the saved derivative outputs, which this backward owns and scales in
+    place; g is the upstream of the loss (of z for reparameterize), shaped to broadcast over the last
+    dim, g_log_q that of log q."""
+    if function in ("gaussian_nll", "kl_gaussians"):
+        # the first output is d/d(first input); the second mean's derivative is its negative
+        first, *rest = outs
+        n_first, n_second = needs[0], needs[1 if function == "gaussian_nll" else 2]
+        g_first = None if first is None else scale_in_place(first, g)
+        g_second = None if not n_second else (-g_first if n_first else g_first.neg_())
+        rest = [None if o is None else scale_in_place(o, g) for o in rest]
+        if function == "gaussian_nll":
+            return [g_first if n_first else None, g_second, rest[0]]
+        return [g_first if n_first else None, rest[0], g_second, rest[1]]
     if function == "kl_std_normal":
         (dlv,) = outs
-        return [(g * scale) * xs[0], None if dlv is None else g * dlv]
-    if function == "kl_gaussians":
-        dmq, dlq, dlp = outs
-        gm = None if dmq is None else g * dmq
-        return [gm, None if dlq is None else g * dlq, None if gm is None else -gm, None if dlp is None else g * dlp]
+        return [(g * scale) * xs[0], None if dlv is None else scale_in_place(dlv, g)]
     _, dz_dlv, dz_deps = outs
-    return [g, None if dz_dlv is None else g * dz_dlv - 0.5 * g_log_q,
-            None if dz_deps is None else g * dz_deps - g_log_q * xs[2]]
+    return [g, None if dz_dlv is None else dz_dlv.mul_(g).add_(g_log_q, alpha=-0.5),
+            None if dz_deps is None else dz_deps.mul_(g).addcmul_(g_log_q, xs[2], value=-1.0)]
 
 
 def _reference(function, reduction, xs):
@@ -112,30 +117,27 @@ class GaussianTermsFunction(torch.autograd.Function):
         results = _gaussian_op([_rows(x) for x in xs], KIND[function], want, reduction == "mean", per_row, backend)
         value = results[0].view(shape[:-1]) if per_row else results[0]
         outs = [o.view(shape) if w else None for o, w in zip(results[1:], want)]
-        ctx.config = (function, reduction, scale, [o is not None for o in outs], len(xs))
-        ctx.save_for_backward(*xs, *[o for o in outs if o is not None])
+        ctx.config = (function, reduction, scale)
+        ctx.save_for_backward(*xs)
+        kept = outs[1:] if function == "reparameterize" else outs  # z is an output, not a derivative
+        ctx.derivs = kept if any(o is not None for o in kept) else None  # handed over to the first backward
         if function == "reparameterize":
             return outs[0], value
         return value
 
     @staticmethod
     def backward(ctx, *grads):
-        function, reduction, scale, present, n_in = ctx.config
-        saved = ctx.saved_tensors
-        xs, kept = saved[:n_in], iter(saved[n_in:])
-        needs = ctx.needs_input_grad[4:]
-        if torch.is_grad_enabled():
-            found = _reference(function, reduction, xs)
-            found = list(found) if isinstance(found, tuple) else [found]
-            wanted = [x for x, n in zip(xs, needs) if n]
-            got = iter(torch.autograd.grad(found, wanted, list(grads), create_graph=True, allow_unused=True))
-            return (None,) * 4 + tuple(next(got) if n else None for n in needs)
-        outs = [next(kept) if p else None for p in present]
+        function, reduction, scale = ctx.config
+        xs, needs = ctx.saved_tensors, ctx.needs_input_grad[4:]
+        if torch.is_grad_enabled() or ctx.derivs is None:  # create_graph, or a repeat with retain_graph
+            return (None,) * 4 + reference_grads(_reference, (function, reduction, xs), xs, needs, grads)
+        outs, ctx.derivs = ctx.derivs, None
         if function == "reparameterize":
             g, g_log_q = grads[0], grads[1].unsqueeze(-1)
+            outs = [None, *outs]
         else:
             g, g_log_q = (grads[0] if reduction != "none" else grads[0].unsqueeze(-1)), None
-        found = _fused_grads(function, xs, outs, scale, g, g_log_q)
+        found = _fused_grads(function, xs, outs, needs, scale, g, g_log_q)
         return (None,) * 4 + tuple(f if n else None for f, n in zip(found, needs))
 
 

@@ -6,7 +6,9 @@ for a sum or "none". One forward op (implicitdiv::ratio_losses) reads each logit
 losses and, when an input needs a gradient, the scaled derivatives scale * f'(v) in the same pass;
 the backward multiplies those by the incoming gradient and never touches the logits again. With
 create_graph=True (grad mode on inside backward) the backward recomputes through the differentiable
-reference instead, so double backward is exact.
+reference instead, so double backward is exact. The saved derivatives are handed to the first
+backward, which scales them in place into the gradients (no new buffers); a repeated backward
+(retain_graph=True) recomputes through the reference.
 
 The kernel module implicitdiv.kernels.<backend>.ratio implements ratio_forward (its docstring
 gives the protocol). Maps, by name:
@@ -101,33 +103,46 @@ class RatioLossFunction(torch.autograd.Function):
         results = _ratio_op(list(xs), inputs, ",".join(maps), signs, offsets, outs, n_out, reduce, mean, want, backend)
         count = n_out if reduce else len(terms)
         values, derivs = results[:count], results[count:]
-        ctx.save_for_backward(*xs, *[d for d, w in zip(derivs, want) if w])
-        ctx.config = (function, args, terms, reduce, want, len(xs))
+        ctx.save_for_backward(*xs)
+        ctx.derivs = [d for d, w in zip(derivs, want) if w]  # handed over to the first backward
+        ctx.config = (function, args, terms, reduce, want)
         return tuple(values)
 
     @staticmethod
     def backward(ctx, *grads):
-        function, args, terms, reduce, want, n_in = ctx.config
-        saved = ctx.saved_tensors
-        xs, derivs = saved[:n_in], iter(saved[n_in:])
-        needs = ctx.needs_input_grad[8:]
-        if torch.is_grad_enabled():
-            return (None,) * 8 + _reference_grads(function, args, xs, needs, grads)
-        out: list = [None] * n_in
+        function, args, terms, reduce, want = ctx.config
+        xs, needs = ctx.saved_tensors, ctx.needs_input_grad[8:]
+        if torch.is_grad_enabled() or ctx.derivs is None:  # create_graph, or a repeat with retain_graph
+            return (None,) * 8 + reference_grads(getattr(ref, function), (*xs, *args), xs, needs, grads)
+        derivs, ctx.derivs = iter(ctx.derivs), None
+        out: list = [None] * len(xs)
         for k, (term, w) in enumerate(zip(terms, want)):
             if not w:
                 continue
             i, g = term[0], (grads[term[4]] if reduce else grads[k])
-            out[i] = next(derivs) * g if out[i] is None else out[i].addcmul_(next(derivs), g)
+            out[i] = scale_in_place(next(derivs), g) if out[i] is None else out[i].addcmul_(next(derivs), g)
         return (None,) * 8 + tuple(out)
 
 
-def _reference_grads(function, args, xs, needs, grads):
-    """Gradients of <reference outputs, grads>, themselves differentiable."""
-    found = getattr(ref, function)(*xs, *args)
-    found = list(found) if isinstance(found, tuple) else [found]
-    wanted = [x for x, n in zip(xs, needs) if n]
-    got = iter(torch.autograd.grad(found, wanted, list(grads), create_graph=True, allow_unused=True)) if wanted else iter(())
+def scale_in_place(d: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """d * g written over d, which the backward owns: the saved derivatives become the gradient
+    without a new buffer. A CPU upstream of exactly 1 (loss.backward() of the loss itself) leaves d
+    as it is."""
+    if g.dim() == 0 and g.device.type == "cpu" and not torch.compiler.is_compiling() and bool(g == 1):
+        return d
+    return d.mul_(g)
+
+
+def reference_grads(fn, args, xs, needs, grads):
+    """Gradients of <fn(*args), grads> with respect to the xs that need them, through the
+    differentiable reference; differentiable themselves when grad mode is on (create_graph)."""
+    create_graph = torch.is_grad_enabled()
+    with torch.enable_grad():
+        found = fn(*args)
+        found = list(found) if isinstance(found, tuple) else [found]
+        wanted = [x for x, n in zip(xs, needs) if n]
+        got = torch.autograd.grad(found, wanted, list(grads), create_graph=create_graph, allow_unused=True) if wanted else ()
+    got = iter(got)
     return tuple(next(got) if n else None for n in needs)
 
 
