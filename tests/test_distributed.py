@@ -94,7 +94,7 @@ def _gathered_equal(t: torch.Tensor) -> bool:
                torch.equal(torch.isnan(p), torch.isnan(parts[0])) for p in parts)
 
 
-def _compare(rank, world, single, sharded, values, split, kwargs, dtype, exchange, scale, seed):
+def _compare(rank, world, single, sharded, values, split, kwargs, dtype, exchange, scale, seed, backend="auto"):
     """sharded(**this rank's shards) against single(**everything) in float64: the value, then the
     gradient of <out, u> for one upstream u, sliced to this rank's rows.
 
@@ -109,7 +109,7 @@ def _compare(rank, world, single, sharded, values, split, kwargs, dtype, exchang
 
     mine = {n: _shard(full[n].detach(), cuts[split[n][0]], rank, split[n][1]).to(dtype).requires_grad_()
             for n in full}
-    out = sharded(**mine, **kwargs, backend="auto", exchange=exchange)
+    out = sharded(**mine, **kwargs, backend=backend, exchange=exchange)
     grads = torch.autograd.grad(out, list(mine.values()), u.to(dtype))
     same_everywhere = _gathered_equal(out)  # collectives first: a failed assert must not skip one
     assert out.dtype == dtype
@@ -149,9 +149,10 @@ def values_and_gradients(rank, world, failures):
                 bw = (0.5, 1.0, 3.0) if case % 2 else 1.5
                 vals = {"x": _points(rng, batch + (n, d)), "y": _points(rng, batch + (m, d), 0.3)}
                 kw = {"kernel": kernel, "bandwidth": bw, "estimator": estimator}
-                _case(failures, f"mmd2 {kw} {exchange} {dtype} n={n} m={m} d={d} batch={batch}",
+                backend = "reference" if case % 2 else "auto"  # auto: the fused engine where one is built
+                _case(failures, f"mmd2 {kw} {exchange} {dtype} {backend} n={n} m={m} d={d} batch={batch}",
                       lambda: _compare(rank, world, implicitdiv.mmd2, idd.mmd2, vals, SAMPLE_SPLIT, kw, dtype,
-                                       exchange, 4 * _kmax(kernel, bw, d), case))
+                                       exchange, 4 * _kmax(kernel, bw, d), case, backend))
             for kernel, p in (("rbf", None), ("laplacian", 3), ("imq", 1), ("energy", None), ("linear", 2)):
                 case += 1
                 rng = np.random.default_rng(case)
@@ -170,6 +171,30 @@ def values_and_gradients(rank, world, failures):
                       lambda: _compare(rank, world, implicitdiv.kernel_sum, idd.kernel_sum, vals, split, kw, dtype,
                                        exchange, scale, case))
             _case(failures, f"kernel_sum y is x {exchange} {dtype}", lambda: _symmetric_call(rank, world, dtype, exchange))
+    if world > 2:
+        _case(failures, "a subgroup of the last ranks", lambda: _subgroup_call(rank, world))
+
+
+def _subgroup_call(rank, world):
+    """group = ranks 1..W-1: group ranks differ from global ones, and rank 0 stays out."""
+    members = list(range(1, world))
+    group = dist.new_group(members)  # every rank takes part in creating it
+    if rank not in members:
+        return
+    rng = np.random.default_rng(3)
+    x_full, y_full = torch.tensor(_points(rng, (19, 3))), torch.tensor(_points(rng, (14, 3), 0.5))
+    expected = implicitdiv.mmd2(x_full, y_full, estimator="unbiased", backend="reference")
+    xc, yc = _cuts(19, len(members), rng), _cuts(14, len(members), rng)
+    mine = members.index(rank)
+    for exchange in idd.EXCHANGES:
+        x = _shard(x_full, xc, mine, 0).clone().requires_grad_()
+        out = idd.mmd2(x, _shard(y_full, yc, mine, 0), estimator="unbiased", group=group, exchange=exchange)
+        out.backward()
+        x_ref = x_full.clone().requires_grad_()
+        implicitdiv.mmd2(x_ref, y_full, estimator="unbiased", backend="reference").backward()
+        assert_close(out, expected, torch.float64, f"value on the subgroup ({exchange})")
+        assert_close(x.grad, _shard(x_ref.grad, xc, mine, 0), torch.float64, f"grad:x on the subgroup ({exchange})",
+                     float(x_ref.grad.abs().max()))
 
 
 def _symmetric_call(rank, world, dtype, exchange):
