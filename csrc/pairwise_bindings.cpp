@@ -10,6 +10,7 @@
 
 #include "buffers.h"
 #include "pairwise_engine.h"
+#include "pairwise_points.h"
 
 namespace py = pybind11;
 
@@ -33,21 +34,6 @@ void check_sizes(int64_t batch, int64_t n, int64_t m, int64_t D) {
   if (batch < 1 || n < 1 || m < 1 || D < 1) throw std::invalid_argument("batch, n, m and the feature length must be >= 1");
 }
 
-struct SideBuffers {
-  std::uintptr_t feat, term, orig, weight;
-};
-
-template <typename T>
-Side<T> side(const SideBuffers& s, int64_t b, int64_t n, int64_t D, int64_t d, int64_t P) {
-  Side<T> out;
-  out.feat = at<T>(s.feat, b * n * D);
-  out.term = at<T>(s.term, b * n);
-  out.orig = at<T>(s.orig, b * n * d);
-  out.weight = at<T>(s.weight, b * n * P);
-  out.n = n;
-  return out;
-}
-
 Shape sum_shape(int kernel, bool sym, bool exclude_diag, int64_t d, int64_t P) {
   Shape sh;
   const bool linear = kernel == static_cast<int>(Kernel::linear);
@@ -62,38 +48,77 @@ Shape sum_shape(int kernel, bool sym, bool exclude_diag, int64_t d, int64_t P) {
 }
 
 template <typename T>
+Side<T> side(const Points<T>& p, const T* weight) {
+  Side<T> s;
+  s.feat = p.features();
+  s.term = p.terms();
+  s.orig = p.coordinates();
+  s.weight = weight;
+  s.n = p.n;
+  return s;
+}
+
+// The two point sets of batch element b (y absent when sym), centered together.
+template <typename T>
+struct PointPair {
+  Points<T> x, y;
+  PointPair(const Shape& sh, const T* xb, int64_t n, const T* yb, int64_t m)
+      : x(xb, n, sh.d, sh.score == Score::distance, center(sh, xb, n, yb, m)),
+        y(yb ? yb : xb, yb ? m : 0, sh.d, sh.score == Score::distance && yb, center(sh, xb, n, yb, m)) {}
+  static std::vector<double> center(const Shape& sh, const T* xb, int64_t n, const T* yb, int64_t m) {
+    if (sh.score != Score::distance) return std::vector<double>(sh.d, 0.0);
+    return finite_center(xb, n, yb, m, sh.d);
+  }
+};
+
+template <typename T>
 void sum_forward_t(int kernel, const std::vector<double>& bandwidths, bool sym, bool exclude_diag, int64_t batch,
-                   int64_t n, int64_t m, int64_t d, int64_t P, const SideBuffers& x, const SideBuffers& y,
-                   std::uintptr_t out, int threads) {
+                   int64_t n, int64_t m, int64_t d, int64_t P, std::uintptr_t x, std::uintptr_t a, std::uintptr_t y,
+                   std::uintptr_t b, std::uintptr_t out, int threads) {
   const KernelMap<T> map(kernel, bandwidths);
   const Shape sh = sum_shape(kernel, sym, exclude_diag, d, P);
   const int workers = engine::workers_for(threads, n, m, d + 4 * P);
-  for (int64_t b = 0; b < batch; ++b) {
-    const Side<T> R = side<T>(x, b, n, d, d, P);
-    const Side<T> C = sym ? R : side<T>(y, b, m, d, d, P);
-    engine::sum_forward(sh, map, R, C, at_out(out, b * P), workers);
+  for (int64_t e = 0; e < batch; ++e) {
+    const PointPair<T> pts(sh, at<T>(x, e * n * d), n, sym ? nullptr : at<T>(y, e * m * d), m);
+    const Side<T> R = side(pts.x, at<T>(a, e * n * P));
+    const Side<T> C = sym ? R : side(pts.y, at<T>(b, e * m * P));
+    engine::sum_forward(sh, map, R, C, at_out(out, e * P), workers);
   }
 }
 
+// Gradients for the rows' points x and weights a of <out, g>, times factor (2 for the symmetric
+// sum, whose points and weights sit on both sides of each pair).
 template <typename T>
 void sum_rows_backward_t(int kernel, const std::vector<double>& bandwidths, bool sym, bool exclude_diag,
-                         int64_t batch, int64_t n, int64_t m, int64_t d, int64_t P, const SideBuffers& x,
-                         const SideBuffers& y, std::uintptr_t gf, std::uintptr_t rowsum, std::uintptr_t direct,
-                         std::uintptr_t kw, int threads) {
+                         int64_t batch, int64_t n, int64_t m, int64_t d, int64_t P, std::uintptr_t x, std::uintptr_t a,
+                         std::uintptr_t y, std::uintptr_t b, std::uintptr_t g, double factor, std::uintptr_t gx,
+                         std::uintptr_t ga, int threads) {
   const KernelMap<T> map(kernel, bandwidths);
   const Shape sh = sum_shape(kernel, sym, exclude_diag, d, P);
-  if (sh.score == Score::distance && (gf != 0) != (direct != 0))
-    throw std::invalid_argument("the distance kernels need the direct buffer together with the feature gradient");
   const int workers = engine::workers_for(threads, n, m, 2 * d + 4 * P);
-  for (int64_t b = 0; b < batch; ++b) {
-    Side<T> R = side<T>(x, b, n, d, d, P);
-    const Side<T> C = sym ? side<T>({x.feat, x.term, x.orig, y.weight}, b, n, d, d, P) : side<T>(y, b, m, d, d, P);
-    engine::RowGrads<T> g;
-    g.gf = at_out(gf, b * n * d);
-    g.rowsum = at_out(rowsum, b * n);
-    g.direct = sh.score == Score::distance ? at_out(direct, b * n * d) : nullptr;
-    g.kw = at_out(kw, b * n * P);
-    engine::rows_backward(sh, &map, R, C, true, g, workers);
+  std::vector<double> gf(gx ? n * d : 0), rowsum(gx ? n : 0), direct(gx ? n * d : 0), kw(ga ? n * P : 0);
+  tiles::Buffer<T> ag(n * P);
+  for (int64_t e = 0; e < batch; ++e) {
+    const PointPair<T> pts(sh, at<T>(x, e * n * d), n, sym ? nullptr : at<T>(y, e * m * d), m);
+    const T* ae = at<T>(a, e * n * P);
+    const T* ge = at<T>(g, e * P);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t p = 0; p < P; ++p) ag.get()[i * P + p] = ae[i * P + p] * ge[p];
+    const Side<T> R = side(pts.x, static_cast<const T*>(ag.get()));
+    const Side<T> C = sym ? side(pts.x, ae) : side(pts.y, at<T>(b, e * m * P));
+    std::fill(direct.begin(), direct.end(), 0.0);
+    engine::RowGrads<T> out;
+    out.gf = gx ? gf.data() : nullptr;
+    out.rowsum = gx ? rowsum.data() : nullptr;
+    out.direct = gx && sh.score == Score::distance ? direct.data() : nullptr;
+    out.kw = ga ? kw.data() : nullptr;
+    engine::rows_backward(sh, &map, R, C, true, out, workers);
+    if (gx) pts.x.gradient(gf.data(), rowsum.data(), direct.data(), factor, ptr<T>(gx) + e * n * d);
+    if (ga) {
+      T* gae = ptr<T>(ga) + e * n * P;
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t p = 0; p < P; ++p) gae[i * P + p] = static_cast<T>(factor * static_cast<double>(ge[p]) * kw[i * P + p]);
+    }
   }
 }
 
@@ -137,32 +162,27 @@ void mixture_rows_backward_t(bool z_is_row, int64_t n, int64_t m, int64_t D, std
 }
 
 void sum_forward(bool is_double, int kernel, std::vector<double> bandwidths, bool sym, bool exclude_diag,
-                 int64_t batch, int64_t n, int64_t m, int64_t d, int64_t P, std::uintptr_t x_feat,
-                 std::uintptr_t x_term, std::uintptr_t x_orig, std::uintptr_t x_weight, std::uintptr_t y_feat,
-                 std::uintptr_t y_term, std::uintptr_t y_orig, std::uintptr_t y_weight, std::uintptr_t out,
-                 int threads) {
+                 int64_t batch, int64_t n, int64_t m, int64_t d, int64_t P, std::uintptr_t x, std::uintptr_t a,
+                 std::uintptr_t y, std::uintptr_t b, std::uintptr_t out, int threads) {
   check_sizes(batch, n, m, d);
-  const SideBuffers x{x_feat, x_term, x_orig, x_weight}, y{y_feat, y_term, y_orig, y_weight};
   py::gil_scoped_release release;
   if (is_double)
-    sum_forward_t<double>(kernel, bandwidths, sym, exclude_diag, batch, n, m, d, P, x, y, out, threads);
+    sum_forward_t<double>(kernel, bandwidths, sym, exclude_diag, batch, n, m, d, P, x, a, y, b, out, threads);
   else
-    sum_forward_t<float>(kernel, bandwidths, sym, exclude_diag, batch, n, m, d, P, x, y, out, threads);
+    sum_forward_t<float>(kernel, bandwidths, sym, exclude_diag, batch, n, m, d, P, x, a, y, b, out, threads);
 }
 
 void sum_rows_backward(bool is_double, int kernel, std::vector<double> bandwidths, bool sym, bool exclude_diag,
-                       int64_t batch, int64_t n, int64_t m, int64_t d, int64_t P, std::uintptr_t x_feat,
-                       std::uintptr_t x_term, std::uintptr_t x_orig, std::uintptr_t x_weight, std::uintptr_t y_feat,
-                       std::uintptr_t y_term, std::uintptr_t y_orig, std::uintptr_t y_weight, std::uintptr_t gf,
-                       std::uintptr_t rowsum, std::uintptr_t direct, std::uintptr_t kw, int threads) {
+                       int64_t batch, int64_t n, int64_t m, int64_t d, int64_t P, std::uintptr_t x, std::uintptr_t a,
+                       std::uintptr_t y, std::uintptr_t b, std::uintptr_t g, double factor, std::uintptr_t gx,
+                       std::uintptr_t ga, int threads) {
   check_sizes(batch, n, m, d);
-  const SideBuffers x{x_feat, x_term, x_orig, x_weight}, y{y_feat, y_term, y_orig, y_weight};
   py::gil_scoped_release release;
   if (is_double)
-    sum_rows_backward_t<double>(kernel, bandwidths, sym, exclude_diag, batch, n, m, d, P, x, y, gf, rowsum, direct, kw,
-                                threads);
+    sum_rows_backward_t<double>(kernel, bandwidths, sym, exclude_diag, batch, n, m, d, P, x, a, y, b, g, factor, gx,
+                                ga, threads);
   else
-    sum_rows_backward_t<float>(kernel, bandwidths, sym, exclude_diag, batch, n, m, d, P, x, y, gf, rowsum, direct, kw,
+    sum_rows_backward_t<float>(kernel, bandwidths, sym, exclude_diag, batch, n, m, d, P, x, a, y, b, g, factor, gx, ga,
                                threads);
 }
 
@@ -194,18 +214,16 @@ void mixture_rows_backward(bool is_double, bool z_is_row, int64_t n, int64_t m, 
 
 void bind_pairwise(py::module_& m) {
   m.def("pairwise_sum_forward", &sum_forward,
-        "out (B, P) = sum_ij a_ip k(x_i, y_j) b_jp, tiled (sym: y = x, each unordered tile pair once)",
+        "out (B, P) float64 = sum_ij a_ip k(x_i, y_j) b_jp, tiled (sym: y = x, each unordered tile pair once)",
         py::arg("is_double"), py::arg("kernel"), py::arg("bandwidths"), py::arg("sym"), py::arg("exclude_diag"),
-        py::arg("batch"), py::arg("n"), py::arg("m"), py::arg("d"), py::arg("p"), py::arg("x_feat"), py::arg("x_term"),
-        py::arg("x_orig"), py::arg("x_weight"), py::arg("y_feat"), py::arg("y_term"), py::arg("y_orig"),
-        py::arg("y_weight"), py::arg("out"), py::arg("threads"));
+        py::arg("batch"), py::arg("n"), py::arg("m"), py::arg("d"), py::arg("p"), py::arg("x"), py::arg("a"),
+        py::arg("y"), py::arg("b"), py::arg("out"), py::arg("threads"));
   m.def("pairwise_sum_rows_backward", &sum_rows_backward,
-        "per row i of x: sum_j G_ij f_j, sum_j G_ij, the direct part sum_j G_ij (x_i - y_j) and sum_j k_ij b_jp, "
-        "with G_ij = dk/ds(s_ij) sum_p ag_ip b_jp",
+        "gx (B, n, d) and ga (B, n, P) of <out, g> for the rows' side of sum_ij a_ip k(x_i, y_j) b_jp, times factor "
+        "(0 for an output not wanted)",
         py::arg("is_double"), py::arg("kernel"), py::arg("bandwidths"), py::arg("sym"), py::arg("exclude_diag"),
-        py::arg("batch"), py::arg("n"), py::arg("m"), py::arg("d"), py::arg("p"), py::arg("x_feat"), py::arg("x_term"),
-        py::arg("x_orig"), py::arg("x_weight"), py::arg("y_feat"), py::arg("y_term"), py::arg("y_orig"),
-        py::arg("y_weight"), py::arg("gf"), py::arg("rowsum"), py::arg("direct"), py::arg("kw"), py::arg("threads"));
+        py::arg("batch"), py::arg("n"), py::arg("m"), py::arg("d"), py::arg("p"), py::arg("x"), py::arg("a"),
+        py::arg("y"), py::arg("b"), py::arg("g"), py::arg("factor"), py::arg("gx"), py::arg("ga"), py::arg("threads"));
   m.def("pairwise_mixture_forward", &mixture_forward,
         "out (n) = logsumexp_j (<f_i, f_j> + t_j) - log m, tiled", py::arg("is_double"), py::arg("n"), py::arg("m"),
         py::arg("features"), py::arg("z_feat"), py::arg("comp_feat"), py::arg("comp_term"), py::arg("out"),

@@ -22,6 +22,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "pairwise_maps.h"
@@ -111,17 +112,25 @@ struct Columns {
   }
 };
 
-// Per-worker scratch for one tile.
+// Per-worker state, allocated by the worker itself (see PerWorker): tile buffers, accumulators
+// and its own copy of the kernel map, so no cache line read in the inner loops is written by another thread.
 template <typename T>
 struct Scratch {
   Buffer<T> S, C, K;
   std::vector<char> flagged;  // [row][vector]: score recomputed from differences
-  void reserve() {
+  Buffer<double> acc_f, acc_rowsum, acc_direct, acc_w;
+  Buffer<T> lanes_f, lanes_rowsum, lanes_direct, lanes_w;
+  std::unique_ptr<KernelMap<T>> map;
+  Scratch() {
     const int64_t tj = TJ<T>;
     S.resize(tj * tj);
     C.resize(tj * tj);
     K.resize(tj * tj);
     flagged.assign(tj * NV, 0);
+  }
+  const KernelMap<T>* own(const KernelMap<T>* shared) {
+    if (shared && !map) map.reset(new KernelMap<T>(*shared));
+    return map.get();
   }
 };
 
@@ -132,6 +141,13 @@ inline simd::Mask<T> valid_lanes(int64_t col0, int64_t v, int64_t n) {
   for (int l = 0; l < Lanes<T>::W; ++l) m[l] = (col0 + v * Lanes<T>::W + l < n) ? -1 : 0;
   return m;
 }
+template <typename T>
+struct ValidLanes {
+  simd::Mask<T> of[NV];
+  ValidLanes(int64_t col0, int64_t n) {
+    for (int v = 0; v < NV; ++v) of[v] = valid_lanes<T>(col0, v, n);
+  }
+};
 template <typename T>
 inline simd::Mask<T> diagonal_lanes(int64_t row, int64_t col0, int64_t v) {
   simd::Mask<T> m;
@@ -181,7 +197,7 @@ void score_tile(const Shape& sh, const Side<T>& R, int64_t i0, int64_t rows, con
 // ---- forward: out_p = sum_ij a_ip k(score_ij) b_jp ------------------------------------------
 
 template <typename T>
-void sum_forward(const Shape& sh, const KernelMap<T>& map, const Side<T>& R, const Side<T>& Cs, double* out,
+void sum_forward(const Shape& sh, const KernelMap<T>& shared_map, const Side<T>& R, const Side<T>& Cs, double* out,
                  int workers) {
   typedef Vec<T> V;
   constexpr int W = Lanes<T>::W;
@@ -189,18 +205,17 @@ void sum_forward(const Shape& sh, const KernelMap<T>& map, const Side<T>& R, con
   const bool narrow = P == 1;
   const Columns<T> C(Cs, sh, false, narrow, !narrow);
   const int64_t row_tiles = tiles::ceil_div(R.n, tj);
-  std::vector<double> partial(row_tiles * P, 0.0);
-  std::vector<Scratch<T>> scratch(workers);
-  std::vector<Buffer<double>> acc(workers);
-  std::vector<Buffer<T>> lanes(workers);
+  Buffer<double> partial(row_tiles * P);
+  PerWorker<Scratch<T>> scratch(workers);
   parallel_items(row_tiles, workers, [&](int64_t I, int w) {
     Scratch<T>& sc = scratch[w];
-    sc.reserve();
+    const KernelMap<T>& map = *sc.own(&shared_map);
     const int64_t i0 = I * tj, rows = std::min(tj, R.n - i0);
-    Buffer<double>& T_acc = acc[w];
+    Buffer<double>& T_acc = sc.acc_w;
     T_acc.resize(tj * Pp);
     T_acc.zero(tj * Pp);
-    lanes[w].resize(tj * W);
+    sc.lanes_w.resize(tj * W);
+    T* lanes = sc.lanes_w.get();
     T* S = sc.S.get();
     const int64_t first = sh.sym ? I : 0;
     for (int64_t t = first; t < C.tiles; ++t) {
@@ -208,30 +223,31 @@ void sum_forward(const Shape& sh, const KernelMap<T>& map, const Side<T>& R, con
       const int64_t col0 = t * tj;
       const bool diagonal_tile = sh.sym && t == I;
       const T factor = (sh.sym && t != I) ? T(2) : T(1);  // an off-diagonal tile stands for its mirror too
+      const ValidLanes<T> valid(col0, C.n);
       for (int64_t r = 0; r < rows; ++r) {
         for (int v = 0; v < NV; ++v) {
           V k = map.value(simd::load(S + r * tj + v * W)) * factor;
-          auto keep = valid_lanes<T>(col0, v, C.n);
+          auto keep = valid.of[v];
           if (diagonal_tile && sh.exclude_diag) keep &= ~diagonal_lanes<T>(i0 + r, col0, v);
           simd::store(S + r * tj + v * W, keep ? k : V{});
         }
       }
       if (narrow) {
-        tiles::contract_narrow(S, rows, C.weight_t.get() + t * tj, 1, lanes[w].get());
-        if ((t - first + 1) % kFlushEvery == 0) tiles::flush_narrow(lanes[w].get(), rows, 1, T_acc.get());
+        tiles::contract_narrow(S, rows, C.weight_t.get() + t * tj, 1, lanes);
+        if ((t - first + 1) % kFlushEvery == 0) tiles::flush_narrow(lanes, rows, 1, T_acc.get());
       } else {
         tiles::contract_wide(S, rows, C.weight_r.get() + t * tj * Pp, Pp, T_acc.get());
       }
     }
-    if (narrow) tiles::flush_narrow(lanes[w].get(), rows, 1, T_acc.get());
+    if (narrow) tiles::flush_narrow(lanes, rows, 1, T_acc.get());
     const int64_t ld = narrow ? 1 : Pp;
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t p = 0; p < P; ++p)
-        partial[I * P + p] += static_cast<double>(R.weight[(i0 + r) * P + p]) * T_acc.get()[r * ld + p];
+        partial.get()[I * P + p] += static_cast<double>(R.weight[(i0 + r) * P + p]) * T_acc.get()[r * ld + p];
   });
   for (int64_t p = 0; p < P; ++p) out[p] = 0.0;
   for (int64_t I = 0; I < row_tiles; ++I)
-    for (int64_t p = 0; p < P; ++p) out[p] += partial[I * P + p];
+    for (int64_t p = 0; p < P; ++p) out[p] += partial.get()[I * P + p];
 }
 
 // ---- forward: out_i = logsumexp_j score_ij - log M ------------------------------------------
@@ -244,10 +260,9 @@ void lse_forward(const Shape& sh, const Side<T>& R, const Side<T>& Cs, double* o
   const Columns<T> C(Cs, sh, false, false, false);
   const int64_t row_tiles = tiles::ceil_div(R.n, tj);
   const double inf = std::numeric_limits<double>::infinity();
-  std::vector<Scratch<T>> scratch(workers);
+  PerWorker<Scratch<T>> scratch(workers);
   parallel_items(row_tiles, workers, [&](int64_t I, int w) {
     Scratch<T>& sc = scratch[w];
-    sc.reserve();
     const int64_t i0 = I * tj, rows = std::min(tj, R.n - i0);
     std::vector<double> m(rows, -inf), l(rows, 0.0);
     std::vector<char> nan(rows, 0);
@@ -255,13 +270,14 @@ void lse_forward(const Shape& sh, const Side<T>& R, const Side<T>& Cs, double* o
     for (int64_t t = 0; t < C.tiles; ++t) {
       score_tile(sh, R, i0, rows, C, t, sc);
       const int64_t col0 = t * tj;
+      const ValidLanes<T> valid(col0, C.n);
       for (int64_t r = 0; r < rows; ++r) {
         V s[NV];
         const V none = V{} - std::numeric_limits<T>::infinity();
         V mx = none;
         for (int v = 0; v < NV; ++v) {
           s[v] = simd::load(S + r * tj + v * W);
-          s[v] = valid_lanes<T>(col0, v, C.n) ? s[v] : none;
+          s[v] = valid.of[v] ? s[v] : none;
           if (simd::any<T>(s[v] != s[v])) nan[r] = 1;
           mx = (s[v] > mx) ? s[v] : mx;
         }
@@ -303,7 +319,7 @@ struct RowGrads {
 };
 
 template <typename T>
-void rows_backward(const Shape& sh, const KernelMap<T>* map, const Side<T>& R, const Side<T>& Cs, bool z_is_row,
+void rows_backward(const Shape& sh, const KernelMap<T>* shared_map, const Side<T>& R, const Side<T>& Cs, bool z_is_row,
                    const RowGrads<T>& out, int workers) {
   typedef Vec<T> V;
   constexpr int W = Lanes<T>::W;
@@ -317,30 +333,26 @@ void rows_backward(const Shape& sh, const KernelMap<T>* map, const Side<T>& R, c
   const Columns<T> C(Cs, sh, want_f && !narrow_f, !mixture, !mixture && !narrow_w && want_kw);
   const int64_t row_tiles = tiles::ceil_div(R.n, tj);
 
-  struct Acc {
-    Buffer<double> gf, rowsum, direct, kw;
-    Buffer<T> gf_lanes, rowsum_lanes, direct_lanes, kw_lanes;
-  };
-  std::vector<Scratch<T>> scratch(workers);
-  std::vector<Acc> accs(workers);
+  PerWorker<Scratch<T>> scratch(workers);
   parallel_items(row_tiles, workers, [&](int64_t I, int w) {
-    Scratch<T>& sc = scratch[w];
-    sc.reserve();
-    Acc& a = accs[w];
+    Scratch<T>& a = scratch[w];
+    Scratch<T>& sc = a;
+    const KernelMap<T>* map = a.own(shared_map);
     const int64_t i0 = I * tj, rows = std::min(tj, R.n - i0);
-    const int64_t gf_ld = narrow_f ? D : Dp, kw_ld = narrow_w ? 1 : Pp;
-    a.gf.resize(tj * gf_ld), a.gf.zero(tj * gf_ld);
-    a.rowsum.resize(tj), a.rowsum.zero(tj);
-    a.direct.resize(tj * std::max<int64_t>(d, 1)), a.direct.zero(tj * std::max<int64_t>(d, 1));
-    a.kw.resize(tj * kw_ld), a.kw.zero(tj * kw_ld);
-    a.gf_lanes.resize(tj * D * W), a.rowsum_lanes.resize(tj * W);
-    a.direct_lanes.resize(tj * std::max<int64_t>(d, 1) * W), a.kw_lanes.resize(tj * W);
+    const int64_t gf_ld = narrow_f ? D : Dp, kw_ld = narrow_w ? 1 : Pp, dd = std::max<int64_t>(d, 1);
+    a.acc_f.resize(tj * gf_ld), a.acc_f.zero(tj * gf_ld);
+    a.acc_rowsum.resize(tj), a.acc_rowsum.zero(tj);
+    a.acc_direct.resize(tj * dd), a.acc_direct.zero(tj * dd);
+    a.acc_w.resize(tj * kw_ld), a.acc_w.zero(tj * kw_ld);
+    a.lanes_f.resize(tj * D * W), a.lanes_rowsum.resize(tj * W);
+    a.lanes_direct.resize(tj * dd * W), a.lanes_w.resize(tj * W);
     bool any_direct = false;
     T *S = sc.S.get(), *Cw = sc.C.get(), *K = sc.K.get();
     for (int64_t t = 0; t < C.tiles; ++t) {
       score_tile(sh, R, i0, rows, C, t, sc);
       const int64_t col0 = t * tj;
       const bool diagonal_tile = sh.sym && t == I;
+      const ValidLanes<T> valid(col0, C.n);
       if (!mixture && !narrow_w) tiles::dot_tile(R.weight + i0 * P, rows, P, C.weight_t.get() + t * P * tj, Cw);
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t i = i0 + r;
@@ -359,7 +371,7 @@ void rows_backward(const Shape& sh, const KernelMap<T>* map, const Side<T>& R, c
                                  : simd::load(Cw + r * tj + v * W);
             g = map->derivative(s, &k) * c;
           }
-          auto keep = valid_lanes<T>(col0, v, C.n);
+          auto keep = valid.of[v];
           if (diagonal_tile && sh.exclude_diag) keep &= ~diagonal_lanes<T>(i, col0, v);
           g = keep ? g : V{};
           k = keep ? k : V{};
@@ -367,7 +379,7 @@ void rows_backward(const Shape& sh, const KernelMap<T>* map, const Side<T>& R, c
             if (out.direct) {
               const T* xo = R.orig + i * d;
               const T* yo = C.orig_t.get() + t * d * tj + v * W;
-              T* dl = a.direct_lanes.get() + r * d * W;
+              T* dl = a.lanes_direct.get() + r * d * W;
               for (int64_t c = 0; c < d; ++c)
                 simd::store(dl + c * W, simd::load(dl + c * W) + g * (xo[c] - simd::load(yo + c * tj)));
               any_direct = true;
@@ -378,36 +390,36 @@ void rows_backward(const Shape& sh, const KernelMap<T>* map, const Side<T>& R, c
           simd::store(S + r * tj + v * W, g);
           if (want_kw) simd::store(K + r * tj + v * W, k);
         }
-        if (out.rowsum) simd::store(a.rowsum_lanes.get() + r * W, simd::load(a.rowsum_lanes.get() + r * W) + rs);
+        if (out.rowsum) simd::store(a.lanes_rowsum.get() + r * W, simd::load(a.lanes_rowsum.get() + r * W) + rs);
       }
       if (out.gf) {
         if (narrow_f)
-          tiles::contract_narrow(S, rows, C.feat_t.get() + t * D * tj, D, a.gf_lanes.get());
+          tiles::contract_narrow(S, rows, C.feat_t.get() + t * D * tj, D, a.lanes_f.get());
         else
-          tiles::contract_wide(S, rows, C.feat_r.get() + t * tj * Dp, Dp, a.gf.get());
+          tiles::contract_wide(S, rows, C.feat_r.get() + t * tj * Dp, Dp, a.acc_f.get());
       }
       if (want_kw) {
         if (narrow_w)
-          tiles::contract_narrow(K, rows, C.weight_t.get() + t * tj, 1, a.kw_lanes.get());
+          tiles::contract_narrow(K, rows, C.weight_t.get() + t * tj, 1, a.lanes_w.get());
         else
-          tiles::contract_wide(K, rows, C.weight_r.get() + t * tj * Pp, Pp, a.kw.get());
+          tiles::contract_wide(K, rows, C.weight_r.get() + t * tj * Pp, Pp, a.acc_w.get());
       }
       if ((t + 1) % kFlushEvery == 0 || t + 1 == C.tiles) {
-        if (out.gf && narrow_f) tiles::flush_narrow(a.gf_lanes.get(), rows, D, a.gf.get());
-        if (out.rowsum) tiles::flush_narrow(a.rowsum_lanes.get(), rows, 1, a.rowsum.get());
-        if (any_direct) tiles::flush_narrow(a.direct_lanes.get(), rows, d, a.direct.get());
-        if (want_kw && narrow_w) tiles::flush_narrow(a.kw_lanes.get(), rows, 1, a.kw.get());
+        if (out.gf && narrow_f) tiles::flush_narrow(a.lanes_f.get(), rows, D, a.acc_f.get());
+        if (out.rowsum) tiles::flush_narrow(a.lanes_rowsum.get(), rows, 1, a.acc_rowsum.get());
+        if (any_direct) tiles::flush_narrow(a.lanes_direct.get(), rows, d, a.acc_direct.get());
+        if (want_kw && narrow_w) tiles::flush_narrow(a.lanes_w.get(), rows, 1, a.acc_w.get());
       }
     }
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t i = i0 + r;
       if (out.gf)
-        for (int64_t c = 0; c < D; ++c) out.gf[i * D + c] = a.gf.get()[r * gf_ld + c];
-      if (out.rowsum) out.rowsum[i] = a.rowsum.get()[r];
+        for (int64_t c = 0; c < D; ++c) out.gf[i * D + c] = a.acc_f.get()[r * gf_ld + c];
+      if (out.rowsum) out.rowsum[i] = a.acc_rowsum.get()[r];
       if (out.direct)
-        for (int64_t c = 0; c < d; ++c) out.direct[i * d + c] = any_direct ? a.direct.get()[r * d + c] : 0.0;
+        for (int64_t c = 0; c < d; ++c) out.direct[i * d + c] = any_direct ? a.acc_direct.get()[r * d + c] : 0.0;
       if (want_kw)
-        for (int64_t p = 0; p < P; ++p) out.kw[i * P + p] = a.kw.get()[r * kw_ld + p];
+        for (int64_t p = 0; p < P; ++p) out.kw[i * P + p] = a.acc_w.get()[r * kw_ld + p];
     }
   });
 }

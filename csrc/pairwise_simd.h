@@ -59,12 +59,20 @@ inline Vec<T> select(Mask<T> m, Vec<T> a, Vec<T> b) {
   return m ? a : b;
 }
 
+#if defined(__AVX512F__)
+template <typename T>
+inline bool any(Mask<T> m) {
+  const __m512i v = (__m512i)m;
+  return _mm512_test_epi64_mask(v, v) != 0;
+}
+#else
 template <typename T>
 inline bool any(Mask<T> m) {
   uint64_t words[8];
   std::memcpy(words, &m, 64);
   return (words[0] | words[1] | words[2] | words[3] | words[4] | words[5] | words[6] | words[7]) != 0;
 }
+#endif
 
 // Sum of the lanes in a fixed order (lane 0 first), accumulated in double.
 template <typename T>

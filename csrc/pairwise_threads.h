@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -16,7 +17,11 @@ namespace implicitdiv {
 template <typename Fn>
 void parallel_items(int64_t items, int workers, Fn&& fn) {
   workers = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(workers, items)));
-  std::atomic<int64_t> next{0};
+  struct alignas(64) Counter {  // a cache line of its own: workers write it, and read what lies near it
+    std::atomic<int64_t> value{0};
+    char pad[64 - sizeof(std::atomic<int64_t>)];
+  } counter;
+  std::atomic<int64_t>& next = counter.value;
   std::exception_ptr failure;
   std::mutex failure_lock;
   auto work = [&](int worker) {
@@ -39,5 +44,21 @@ void parallel_items(int64_t items, int workers, Fn&& fn) {
   }
   if (failure) std::rethrow_exception(failure);
 }
+
+// One State per worker, constructed by the worker on first use, so that it lives in memory that
+// thread allocated (no cache line shared with another worker's state).
+template <typename State>
+class PerWorker {
+ public:
+  explicit PerWorker(int workers) : states_(static_cast<size_t>(std::max(workers, 1))) {}
+  State& operator[](int worker) {
+    auto& s = states_[worker];
+    if (!s) s.reset(new State());
+    return *s;
+  }
+
+ private:
+  std::vector<std::unique_ptr<State>> states_;
+};
 
 }  // namespace implicitdiv

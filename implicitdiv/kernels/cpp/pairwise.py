@@ -1,18 +1,16 @@
 """The pairwise kernel-module protocol (see implicitdiv.ops.pairwise) on the C++ tiled engine.
 
 The engine scores a pair as alpha <f_i, f_j> + t_i + t_j, maps it and reduces over j without
-storing the N x M matrix; this module builds the features and terms and turns the engine's per-row
-sums into gradients (in float64, then the input dtype):
+storing the N x M matrix (csrc/pairwise_engine.h). For the kernel sums, _C builds the features
+(centered points and their squared norms, csrc/pairwise_points.h) and applies the chain rule itself,
+so no torch op runs (and wakes torch's OpenMP threads) between the call and the engine. For the
+mixture, this module builds the features in float64:
 
-  distance kernels  f = x - c (c: mean of the finite rows, which leaves distances unchanged and
-                    keeps ||f||^2 small), t = ||f||^2, alpha = -2, so the score is ||x_i - y_j||^2;
-                    with G_ij = dL/ds_ij,  grad x_i = 2 (f_i sum_j G_ij - sum_j G_ij f_j) + 2 sum_near G_ij (x_i - y_j)
-  linear kernel     f = x, alpha = 1;       grad x_i = sum_j G_ij y_j
-  mixture           f_i = [z_i^2, z_i], f_j = [-w_j / 2, m_j w_j] with w = exp(-lv), t_j = -1/2 sum(m_j^2 w_j + lv_j + log 2 pi)
-                    (z and m shifted by the mean component, which leaves the density unchanged)
+  f_i = [z_i^2, z_i],  f_j = [-w_j / 2, m_j w_j] with w = exp(-lv),  t_j = -1/2 sum(m_j^2 w_j + lv_j + log 2 pi)
 
-Backward runs one row pass per side (the columns' pass is the row pass with the sides swapped),
-each writing only its own rows, so the bits do not depend on the thread count.
+(z and m shifted by the mean component, which leaves the density unchanged), and turns the engine's
+per-row sums into gradients. Backward runs one row pass per side (the columns' pass is the row pass
+with the sides swapped), each writing only its own rows, so the bits do not depend on the thread count.
 """
 from __future__ import annotations
 
@@ -43,109 +41,59 @@ def _finite_mean(rows: torch.Tensor) -> torch.Tensor:
     return total / finite.sum(-2, keepdim=True).clamp(min=1)
 
 
-class _Points:
-    """One point set as the engine reads it: features, terms and original coordinates."""
-
-    def __init__(self, x: torch.Tensor, center, kernel: str):
-        self.orig = x
-        if kernel == "linear":
-            self.feat, self.term, self.centered = x, None, None
-        else:
-            centered = x.double() - center
-            self.feat = centered.to(x.dtype).contiguous()
-            self.centered = self.feat.double()
-            self.term = (self.centered * self.centered).sum(-1).to(x.dtype).contiguous()
-
-    def buffers(self, weight):
-        orig = None if self.term is None else self.orig
-        return _address(self.feat), _address(self.term), _address(orig), _address(weight)
-
-
-def _points(kernel: str, *sets: torch.Tensor) -> list[_Points]:
-    center = None
-    if kernel != "linear":
-        sizes = [s.shape[-2] for s in sets]
-        center = sum(_finite_mean(s) * n for s, n in zip(sets, sizes)) / sum(sizes)
-    return [_Points(prepare(s), center, kernel) for s in sets]
-
-
-def _forward(rows: _Points, cols: _Points | None, a, b, kernel, bandwidths, exclude_diag):
-    x = rows.orig
+def _forward(x, a, y, b, kernel, bandwidths, sym: bool, exclude_diag: bool):
     batch, n, d = x.shape
     p = a.shape[-1]
     out = torch.empty((batch, p), dtype=torch.float64)
-    y_bufs = (0, 0, 0, 0) if cols is None else cols.buffers(b)
-    m = n if cols is None else cols.orig.shape[1]
-    _C.pairwise_sum_forward(x.dtype == torch.float64, KERNEL_CODES[kernel], list(bandwidths), cols is None,
-                            bool(exclude_diag), batch, n, m, d, p, *rows.buffers(a), *y_bufs, _address(out), _threads())
+    m = n if sym else y.shape[1]
+    _C.pairwise_sum_forward(x.dtype == torch.float64, KERNEL_CODES[kernel], list(bandwidths), sym, exclude_diag, batch,
+                            n, m, d, p, x.data_ptr(), a.data_ptr(), _address(y), _address(b), out.data_ptr(), _threads())
     return out.to(x.dtype)
 
 
-def _row_pass(rows: _Points, cols: _Points | None, row_weight, col_weight, kernel, bandwidths, exclude_diag,
-              want_points: bool, want_weights: bool):
-    """The engine's per-row sums for the rows of `rows` against `cols` (None: against themselves)."""
-    x = rows.orig
-    batch, n, d = x.shape
-    p = row_weight.shape[-1]
-    m = n if cols is None else cols.orig.shape[1]
-    new = lambda *shape: torch.zeros(shape, dtype=torch.float64)  # noqa: E731
-    gf = new(batch, n, d) if want_points else None
-    rowsum = new(batch, n) if want_points else None
-    direct = new(batch, n, d) if want_points and kernel != "linear" else None
-    kw = new(batch, n, p) if want_weights else None
-    col_bufs = (0, 0, 0, _address(col_weight)) if cols is None else cols.buffers(col_weight)
-    _C.pairwise_sum_rows_backward(x.dtype == torch.float64, KERNEL_CODES[kernel], list(bandwidths), cols is None,
-                                  bool(exclude_diag), batch, n, m, d, p, *rows.buffers(row_weight), *col_bufs,
-                                  _address(gf), _address(rowsum), _address(direct), _address(kw), _threads())
-    return gf, rowsum, direct, kw
-
-
-def _point_grad(rows: _Points, kernel, gf, rowsum, direct, factor: float):
-    """grad of the rows' coordinates from the row pass (see the module docstring), times factor."""
-    if kernel == "linear":
-        return (factor * gf).to(rows.orig.dtype)
-    return (2.0 * factor * (rows.centered * rowsum.unsqueeze(-1) - gf + direct)).to(rows.orig.dtype)
-
-
-def _side_grads(rows, cols, row_w, col_w, g, kernel, bandwidths, exclude_diag, need_points, need_weights, factor):
-    if not (need_points or need_weights):
+def _row_grads(x, a, y, b, g, kernel, bandwidths, sym: bool, exclude_diag: bool, needs, factor: float):
+    """(grad x, grad a) of <out, g> for the side whose points are x, or None where not needed."""
+    if not (needs[0] or needs[1]):
         return None, None
-    gw = (row_w * g.unsqueeze(1)).contiguous()
-    gf, rowsum, direct, kw = _row_pass(rows, cols, gw, col_w, kernel, bandwidths, exclude_diag, need_points, need_weights)
-    grad_points = _point_grad(rows, kernel, gf, rowsum, direct, factor) if need_points else None
-    grad_weights = (factor * kw * g.double().unsqueeze(1)).to(row_w.dtype) if need_weights else None
-    return grad_points, grad_weights
+    batch, n, d = x.shape
+    p = a.shape[-1]
+    m = n if sym else y.shape[1]
+    gx = torch.empty_like(x) if needs[0] else None
+    ga = torch.empty_like(a) if needs[1] else None
+    _C.pairwise_sum_rows_backward(x.dtype == torch.float64, KERNEL_CODES[kernel], list(bandwidths), sym, exclude_diag,
+                                  batch, n, m, d, p, x.data_ptr(), a.data_ptr(), _address(y), _address(b), g.data_ptr(),
+                                  factor, _address(gx), _address(ga), _threads())
+    return gx, ga
 
 
 # ---- the protocol ---------------------------------------------------------------------------------
 
 def kernel_sum_forward(x, y, a, b, kernel, bandwidths):
     """out_bp = sum_ij a_bip k(x_bi, y_bj) b_bjp: (B, P)."""
-    rows, cols = _points(kernel, x, y)
-    return _forward(rows, cols, prepare(a), prepare(b), kernel, bandwidths, False)
+    x, y, a, b = (prepare(t) for t in (x, y, a, b))
+    return _forward(x, a, y, b, kernel, bandwidths, False, False)
 
 
 def kernel_sum_backward(g, x, y, a, b, kernel, bandwidths, needs):
-    """Gradients of <out, g> for x, y, a, b (None where not needed):
-    G_ij = dk/ds(s_ij) sum_p g_p a_ip b_jp, grad a_ip = g_p (K b)_ip, grad b_jp = g_p (K^T a)_jp."""
-    rows, cols = _points(kernel, x, y)
-    a, b, g = prepare(a), prepare(b), prepare(g)
-    gx, ga = _side_grads(rows, cols, a, b, g, kernel, bandwidths, False, needs[0], needs[2], 1.0)
-    gy, gb = _side_grads(cols, rows, b, a, g, kernel, bandwidths, False, needs[1], needs[3], 1.0)
+    """Gradients of <out, g> for x, y, a, b (None where not needed): with
+    G_ij = dk/ds(s_ij) sum_p g_p a_ip b_jp, grad x_i = sum_j G_ij ds_ij/dx_i, grad a_ip = g_p (K b)_ip,
+    and the same for y and b with the sides swapped."""
+    x, y, a, b, g = (prepare(t) for t in (x, y, a, b, g))
+    gx, ga = _row_grads(x, a, y, b, g, kernel, bandwidths, False, False, (needs[0], needs[2]), 1.0)
+    gy, gb = _row_grads(y, b, x, a, g, kernel, bandwidths, False, False, (needs[1], needs[3]), 1.0)
     return gx, gy, ga, gb
 
 
 def kernel_sum_sym_forward(x, a, kernel, bandwidths, exclude_diag):
     """out_bp = sum_ij a_bip k(x_bi, x_bj) a_bjp (i != j when exclude_diag), each unordered tile pair once."""
-    (rows,) = _points(kernel, x)
-    return _forward(rows, None, prepare(a), None, kernel, bandwidths, exclude_diag)
+    x, a = prepare(x), prepare(a)
+    return _forward(x, a, None, None, kernel, bandwidths, True, bool(exclude_diag))
 
 
 def kernel_sum_sym_backward(g, x, a, kernel, bandwidths, exclude_diag, needs):
-    """Gradients of <out, g> for x and a: x and a enter both sides of every pair, hence the factor 2."""
-    (rows,) = _points(kernel, x)
-    a, g = prepare(a), prepare(g)
-    return _side_grads(rows, None, a, a, g, kernel, bandwidths, exclude_diag, needs[0], needs[1], 2.0)
+    """Gradients of <out, g> for x and a: both sit on both sides of every pair, hence the factor 2."""
+    x, a, g = prepare(x), prepare(a), prepare(g)
+    return _row_grads(x, a, None, None, g, kernel, bandwidths, True, bool(exclude_diag), needs, 2.0)
 
 
 def _mixture_features(z, means, logvars):
