@@ -28,12 +28,14 @@ the world), ``exchange`` and ``timeout``.
 - Every rank must call the same function with the same kernel, bandwidth, estimator, dtype, feature
   dimension and gradient needs; a small all-gather of this metadata runs first, bounded by
   ``timeout`` seconds, so a mismatch (or a rank rejecting its input) raises a clear error on every
-  rank instead of hanging. A rank that never calls raises ``TimeoutError`` on the others.
-- ``exchange="ring"`` (default) passes the shards around a ring of point-to-point sends and keeps
-  one remote shard in memory at a time; ``exchange="allgather"`` gathers every shard at once. Each
+  rank instead of hanging. If a rank never calls, the others raise ``TimeoutError``; the group then
+  holds a pending collective and should be destroyed.
+- ``exchange="ring"`` (default) passes the shards around a ring of point-to-point sends and holds
+  at most two remote shards at a time; ``exchange="allgather"`` gathers every shard at once. Each
   rank receives the other ranks' shards once in the forward pass; the backward pass sends the
   column-side gradients back to their owners (ring: the shards a second time plus the gradients;
-  allgather: one all-to-all of the gradients). See benchmarks/RESULTS.md for measurements.
+  allgather: one all-to-all of the gradients); ``TRAFFIC`` counts the bytes this process sent.
+  benchmarks/bench_distributed.py measures both, see benchmarks/RESULTS.md.
 - The upstream gradient is averaged over the ranks, so backward computes the gradient of the
   mean over ranks of each rank's loss; when every rank uses the value as is, that is the
   single-process gradient, sliced. Under DistributedDataParallel, which averages parameter
@@ -41,8 +43,9 @@ the world), ``exchange`` and ``timeout``.
 - Double backward (``create_graph=True``) through the distributed functions is not supported: it
   raises.
 - The permutation test draws its permutations globally from ``seed`` (rank 0's random seed when
-  None), so it returns the single-process p-value; with ``bandwidth="median"`` every rank gathers
-  the pooled sample once, the same memory as the (N + M) x (1 + permutations) weights it holds.
+  None), so it returns the single-process p-value. Every rank holds the (N + M) x (1 + permutations)
+  weights, as the single-process test does, and with ``bandwidth="median"`` gathers the pooled
+  sample once to take the single-process median.
 """
 from __future__ import annotations
 
