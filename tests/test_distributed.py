@@ -292,7 +292,28 @@ def traffic_and_determinism(rank, world, failures):
         for exchange, (first, second) in results.items():
             assert all(torch.equal(a, b) for a, b in zip(first, second)), f"{exchange}: a second backward differs"
 
+    def empty_rank():
+        """Rank 0 holds no samples at all: it still takes part and gets the value and (0, d) gradients."""
+        rng = np.random.default_rng(8)
+        x_full, y_full = torch.tensor(_points(rng, (4 * world, 3))), torch.tensor(_points(rng, (3 * world, 3), 0.4))
+        xc = [0, 0] + [4 * r for r in range(2, world + 1)]
+        yc = [0, 0] + [3 * r for r in range(2, world + 1)]
+        x_ref = x_full.clone().requires_grad_()
+        expected = implicitdiv.mmd2(x_ref, y_full, estimator="unbiased", backend="reference")
+        expected.backward()
+        outs = {}
+        for exchange in idd.EXCHANGES:
+            x = _shard(x_full, xc, rank, 0).clone().requires_grad_()
+            out = idd.mmd2(x, _shard(y_full, yc, rank, 0), estimator="unbiased", exchange=exchange)
+            out.backward()
+            outs[exchange] = (out, x.grad)
+        for exchange, (out, grad) in outs.items():
+            assert_close(out, expected, torch.float64, f"value with an empty rank ({exchange})")
+            assert_close(grad, _shard(x_ref.grad, xc, rank, 0), torch.float64, f"grad:x with an empty rank ({exchange})",
+                         float(x_ref.grad.abs().max()))
+
     _case(failures, "ring traffic and determinism", ring)
+    _case(failures, "a rank without samples", empty_rank)
     _case(failures, "backward twice", backward_twice)
     _case(failures, "allgather traffic", allgather)
     _case(failures, "ring backward traffic", backward_volume)
