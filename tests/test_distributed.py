@@ -379,6 +379,7 @@ def failures_raise_everywhere(rank, world, failures):
                 xi[0, 0] = bad
             results[f"mmd2 with {bad} in x"] = idd.mmd2(xi, y, timeout=20)
             results[f"kernel_sum with {bad} in y"] = idd.kernel_sum(y, xi, timeout=20)
+            results[f"mmd_test's p-value with {bad} in x"] = idd.mmd_test(xi, y, permutations=10, seed=0, timeout=20)[1]
         for what, value in results.items():
             assert torch.isnan(value), f"{what} on rank {odd}: {float(value)} on rank {rank}, not NaN"
 
