@@ -13,10 +13,14 @@ Precision modes (`precision=`):
                     accumulation: s_ij errs by up to ~2^-10 (|x-c|^2 + |y-c|^2); pairs under
                     TAU = 2^-3 of that are exact, so the relative error of s is <= ~2^-7, and the
                     kernel-weight products of the second dot product carry ~2^-11 relative error each.
-  bf16/fp16 inputs  tensor cores with exact products and float32 accumulation for the distances (the
-                    "ieee" error above, at float32 eps); kernel values and gradient weights are rounded
-                    to the input type for the second dot product (~2^-9 relative each, bf16). The
-                    mixture log-density upcasts bf16/fp16 to float32.
+  bf16/fp16 inputs  tensor cores with exact products and float32 accumulation for the distances: the
+                    "ieee" bound at float32 eps, but without centering (rounding centered values back
+                    to half would change the data), so the scale is |x|^2 + |y|^2. The gradient tile G,
+                    and the kernel values when P > 2, are rounded to the input type for the second
+                    dot product (~2^-9 relative each for bf16, 2^-11 for fp16).
+  mixture           scores err by ~eps sum_k ((z_k - c_k)^2 + (m_k - c_k)^2) e_k with c the mean of the
+                    means (no square root, so no near-point problem); "tf32" makes that ~2^-11.
+                    bf16/fp16 inputs are upcast to float32.
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ NEAR_FRACTION = {"ieee": 2.0**-6, "tf32": 2.0**-3}
 HALF_TYPES = (torch.float16, torch.bfloat16)
 SUPPORTED = (torch.float32, torch.float64) + HALF_TYPES
 LOG_2PI = math.log(2.0 * math.pi)
+SMALL_P_BELOW = 3  # [BM, BN, BP] broadcast products stay within the registers of a 64 x 64 tile
 
 
 @dataclass(frozen=True)
@@ -43,17 +48,25 @@ class Blocks:
     cols: int  # BN: rows of y per streamed tile
     feat: int  # BD: feature chunk of the distance dot product (and BDO, the output feature block)
     weights: int  # BP: weight columns per program / per chunk
+    few_weights: bool  # SMALL_P: broadcast products with the weights instead of a padded tl.dot
     warps: int
+
+    def sums(self) -> dict:
+        """The tile arguments of pair_rows_kernel and pair_grad_kernel."""
+        return dict(SMALL_P=self.few_weights, BM=self.rows, BN=self.cols, BD=self.feat, BP=self.weights,
+                    num_warps=self.warps)
 
 
 def blocks(device: torch.device, d: int, p: int, dtype: torch.dtype) -> Blocks:
-    """Small tiles under the interpreter (CPU tensors), GPU-sized tiles on CUDA; tl.dot needs >= 16."""
+    """Small tiles under the interpreter (CPU tensors), GPU-sized tiles on CUDA; tl.dot needs >= 16.
+    Fewer than SMALL_P_BELOW weight columns take exactly next_pow2(P) columns (no tl.dot for them)."""
+    few = p < SMALL_P_BELOW
     if device.type != "cuda":
-        return Blocks(16, 16, 16, 16, 1)
+        return Blocks(16, 16, 16, triton.next_power_of_2(p) if few else 16, few, 1)
     feat = min(64, max(16, triton.next_power_of_2(d)))
-    weights = min(64, max(16, triton.next_power_of_2(p)))
+    weights = triton.next_power_of_2(p) if few else min(64, triton.next_power_of_2(p))
     side = 32 if dtype == torch.float64 else 64
-    return Blocks(side, side, feat, weights, 4)
+    return Blocks(side, side, feat, weights, few, 4)
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -132,20 +145,20 @@ def row_sums(x, y, w, pl: PairPlan, a=None) -> torch.Tensor:
     out = torch.empty(shape, dtype=pl.coef.dtype, device=x.device)
     grid = (row_blocks, bsz, triton.cdiv(p, bl.weights))
     pair_rows_kernel[grid](x, y, pl.center, pl.coef, pl.nbw, w, w if a is None else a, out, n, m, d, p,
-                           REDUCE=a is not None, **pl.flags(), BM=bl.rows, BN=bl.cols, BD=bl.feat, BP=bl.weights,
-                           num_warps=bl.warps)
+                           REDUCE=a is not None, **pl.flags(), **bl.sums())
     return out
 
 
 def row_grads(x, y, u, v, pl: PairPlan) -> torch.Tensor:
-    """sum_j G_ij 2 (x_i - y_j) (linear kernel: sum_j G_ij y_j), G_ij = dk/ds(s_ij) sum_p u_ip v_jp: (B, N, d)."""
+    """sum_j G_ij 2 (x_i - y_j) (linear kernel: sum_j G_ij y_j) with G_ij = dk/ds(s_ij) sum_p u_ip v_jp:
+    (B, N, d), compute dtype."""
     bsz, n, d = x.shape
     m, p = y.shape[1], u.shape[2]
     bl = blocks(x.device, d, p, x.dtype)
     out = torch.empty((bsz, n, d), dtype=pl.coef.dtype, device=x.device)
     grid = (triton.cdiv(n, bl.rows), bsz, triton.cdiv(d, bl.feat))
-    pair_grad_kernel[grid](x, y, pl.center, pl.coef, pl.nbw, u, v, out, n, m, d, p, **pl.flags(),
-                           BM=bl.rows, BN=bl.cols, BD=bl.feat, BP=bl.weights, BDO=bl.feat, num_warps=bl.warps)
+    pair_grad_kernel[grid](x, y, pl.center, pl.coef, pl.nbw, u, v, out, n, m, d, p, **pl.flags(), **bl.sums(),
+                           BDO=bl.feat)
     return out
 
 

@@ -6,7 +6,9 @@ pair_grad_kernel  g_i  = 2 sum_j G_ij (x_i - y_j),  G_ij = dk/ds(s_ij) sum_p u_i
                   (linear kernel: g_i = sum_j G_ij y_j with G_ij = sum_p u_ip v_jp)
 
 Grids: (row blocks, batch, weight-column blocks) and (row blocks, batch, feature blocks of the
-output). Each output element is written by exactly one program: no atomics, fixed summation order.
+output). With one or two weight columns (SMALL_P, e.g. the P = 1 of mmd2) the products with the
+weights are broadcast sums over BP = P columns instead of a tl.dot padded to 16 columns.
+Each output element is written by exactly one program: no atomics, fixed summation order.
 """
 import triton
 import triton.language as tl
@@ -18,7 +20,7 @@ from .pairwise_tiles import LINEAR, any_true, kernel_slope, kernel_tile, load_ro
 def pair_rows_kernel(x, y, center, coef, nbw, w, a, out, N, M, d, P,
                      KIND: tl.constexpr, SYM: tl.constexpr, EXCLUDE: tl.constexpr, CENTER: tl.constexpr,
                      REDUCE: tl.constexpr, PREC: tl.constexpr, BF16_AS_F32: tl.constexpr, TAU: tl.constexpr,
-                     BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, BP: tl.constexpr):
+                     SMALL_P: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, BP: tl.constexpr):
     pid_m = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
     pid_p = tl.program_id(2)
@@ -40,7 +42,10 @@ def pair_rows_kernel(x, y, center, coef, nbw, w, a, out, N, M, d, P,
         k = kernel_tile(x, y, center, coef, nbw, rows, cols, rmask, cmask, nx, d, KIND, SYM, EXCLUDE, CENTER, PREC,
                         BF16_AS_F32, TAU, BM, BN, BD)
         wt = tl.load(w + cols[:, None] * P + ps[None, :], mask=cmask[:, None] & pmask[None, :], other=0.0)
-        acc += mma(k, wt, DT, PREC, BF16_AS_F32)
+        if SMALL_P:
+            acc += tl.sum(k[:, :, None] * wt.to(CT)[None, :, :], 1)
+        else:
+            acc += mma(k, wt, DT, PREC, BF16_AS_F32)
     if REDUCE:
         a += pid_b * N * P
         at = tl.load(a + rows[:, None] * P + ps[None, :], mask=rmask[:, None] & pmask[None, :], other=0.0)
@@ -55,7 +60,7 @@ def pair_rows_kernel(x, y, center, coef, nbw, w, a, out, N, M, d, P,
 @triton.jit
 def pair_grad_kernel(x, y, center, coef, nbw, u, v, out, N, M, d, P,
                      KIND: tl.constexpr, SYM: tl.constexpr, EXCLUDE: tl.constexpr, CENTER: tl.constexpr,
-                     PREC: tl.constexpr, BF16_AS_F32: tl.constexpr, TAU: tl.constexpr,
+                     PREC: tl.constexpr, BF16_AS_F32: tl.constexpr, TAU: tl.constexpr, SMALL_P: tl.constexpr,
                      BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, BP: tl.constexpr, BDO: tl.constexpr):
     pid_m = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
@@ -84,8 +89,12 @@ def pair_grad_kernel(x, y, center, coef, nbw, u, v, out, N, M, d, P,
             ps = p0 + tl.arange(0, BP)
             pmask = ps < P
             ut = tl.load(u + rows[:, None] * P + ps[None, :], mask=rmask[:, None] & pmask[None, :], other=0.0)
-            vt = tl.load(v + cols[None, :] * P + ps[:, None], mask=cmask[None, :] & pmask[:, None], other=0.0)
-            wt += mma(ut, vt, DT, PREC, BF16_AS_F32)
+            if SMALL_P:
+                vt = tl.load(v + cols[:, None] * P + ps[None, :], mask=cmask[:, None] & pmask[None, :], other=0.0)
+                wt += tl.sum(ut.to(CT)[:, None, :] * vt.to(CT)[None, :, :], 2)
+            else:
+                vt = tl.load(v + cols[None, :] * P + ps[:, None], mask=cmask[None, :] & pmask[:, None], other=0.0)
+                wt += mma(ut, vt, DT, PREC, BF16_AS_F32)
         keep = rmask[:, None] & cmask[None, :]
         if KIND == LINEAR:
             if EXCLUDE:
