@@ -129,3 +129,29 @@ def test_implicitdiv_train_subcommand(tmp_path, capsys):
     assert cli.main(["train", "dali", "--data", "ring8", "--steps", "5", "--seed", "1", "--out", str(out)]) == 0
     assert {"metrics.json", "samples.npy", "samples.png", "reconstructions.png"} <= {p.name for p in out.iterdir()}
     assert json.loads((out / "metrics.json").read_text())["data"] == "ring8"
+
+
+@pytest.mark.parametrize("field,value,match", [("steps", -1, "steps"), ("batch_size", 0, "batch_size"),
+                                               ("lr", float("nan"), "lr"), ("arch", "huge", "arch")])
+def test_train_rejects_a_bad_config(field, value, match, grid):
+    config = TrainConfig(progress=False, **{field: value})
+    with pytest.raises(ValueError, match=match):
+        train("gan", grid, config=config)
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_spec_uses_names_exactly_the_backend_functions_a_step_calls(model, grid, monkeypatch):
+    """`uses` decides whether the cpp curve test runs and which backend the step-time benchmark
+    picks, so it must be exact: spy on the backend resolver of every public module."""
+    import importlib
+
+    seen = set()
+    for name in ("gaussian", "kernel_sum", "mmd", "ratio"):  # the package re-exports kernel_sum the function
+        module = importlib.import_module(f"implicitdiv.{name}")
+        def spy(backend, function, device, _resolve=module.resolve):
+            seen.add(function)
+            return _resolve(backend, function, device)
+
+        monkeypatch.setattr(module, "resolve", spy)
+    train(model, grid, backend="reference", seed=0, config=TrainConfig(steps=1, batch_size=8, progress=False))
+    assert seen == set(MODELS[model].uses)

@@ -9,6 +9,7 @@ either steps.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,9 +114,20 @@ def _update(terms, groups, optimizers) -> None:
         opt.step()
 
 
+def _check_config(config: TrainConfig) -> None:
+    for name in ("steps", "batch_size"):
+        v = getattr(config, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "steps" else 1):
+            raise ValueError(f"{name} must be an integer >= {0 if name == 'steps' else 1}, got {v!r}")
+    if not (config.lr > 0) or math.isinf(config.lr):
+        raise ValueError(f"lr must be finite and > 0, got {config.lr!r}")
+    networks.arch(config.arch)
+
+
 def train(model: str, data: Dataset, *, backend=None, seed: int = 0, config: TrainConfig = TrainConfig()) -> Run:
     """Train `model` (a MODELS name) on `data` for config.steps generator updates."""
     spec = get(model)
+    _check_config(config)
     torch.manual_seed(seed)
     nets, latent = build(spec, data, config)
     nets.train()
