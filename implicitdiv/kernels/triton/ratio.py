@@ -124,10 +124,11 @@ def _map(v, MAP: tl.constexpr, IS64: tl.constexpr):
 
 @triton.jit
 def _scale(n, SIGN: tl.constexpr, MEAN: tl.constexpr, DTYPE: tl.constexpr):
-    """sign / n in DTYPE (sign when not MEAN), formed here so float64 keeps every bit."""
+    """sign / n in DTYPE (sign when not MEAN), formed here so float64 keeps every bit. n may arrive
+    as a constexpr (Triton specializes integer arguments equal to 1), hence the addition, not .to()."""
     sign = tl.full((), SIGN, DTYPE)
     if MEAN:
-        return sign / n.to(DTYPE)
+        return sign / (tl.full((), 0, DTYPE) + n)
     return sign
 
 
