@@ -6,6 +6,7 @@ discriminators 3 maxout layers of 200 units with 5 pieces; Adam lr 1e-4, beta1 0
 
     python benchmarks/grid25.py --steps 300 --seeds 5 [--models gan,ali] [--timing-steps 20]
     python benchmarks/grid25.py --seeds 0 --timing-steps 10 --models ...   (step-time ratios only)
+    python benchmarks/grid25.py --seeds 0 --loss-share                     (loss share of a step)
 """
 from __future__ import annotations
 
@@ -38,7 +39,9 @@ def table(records: list[dict], models: list[str]) -> str:
 
 
 def main(argv=None) -> None:
-    args = benchmark.parser(__doc__.splitlines()[0], MODELS, steps=300).parse_args(argv)
+    p = benchmark.parser(__doc__.splitlines()[0], MODELS, steps=300)
+    p.add_argument("--loss-share", action="store_true", help="time the gan and gmmn loss calls against a step")
+    args = p.parse_args(argv)
     models, config = benchmark.setup(args)
     if args.seeds:
         log = Path(args.log or "runs/bench/grid25.jsonl")
@@ -48,6 +51,11 @@ def main(argv=None) -> None:
         print(body)
         if not args.no_write:
             write_subsection(Path(args.results), "grid25: modes captured and % high-quality samples", body)
+    if args.loss_share:
+        sbody = benchmark.loss_share_table(benchmark.loss_share("grid25", config), benchmark.command_line())
+        print(sbody)
+        if not args.no_write:
+            write_subsection(Path(args.results), "Share of a training step spent in the loss (grid25 networks)", sbody)
     if args.timing_steps:
         rows = benchmark.step_time_ratios("grid25", models, args.timing_steps, config)
         tbody = benchmark.timing_table(rows, args.timing_steps, benchmark.command_line())

@@ -91,6 +91,57 @@ def step_time_ratios(data_name: str, models: list[str], steps: int, config: Trai
     return out
 
 
+def _adversarial_loss(backend, batch):
+    r, f = torch.randn(batch, requires_grad=True), torch.randn(batch, requires_grad=True)
+    d, g = idv.adversarial_losses(r, f, kind="gan", backend=backend)
+    torch.autograd.grad(d + g, (r, f))
+
+
+def _gmmn_loss(backend, batch):
+    from .mmd import GMMN_BANDWIDTHS
+
+    x, y = torch.randn(batch, 2), torch.randn(batch, 2, requires_grad=True)
+    torch.autograd.grad(idv.mmd2(x, y, kernel="rbf", bandwidth=GMMN_BANDWIDTHS, backend=backend), y)
+
+
+LOSS_PROBES = {"gan": ("adversarial_losses", _adversarial_loss), "gmmn": ("mmd2, 7 bandwidths", _gmmn_loss)}
+
+
+def loss_share(data_name: str, config: TrainConfig, repeats: int = 200) -> list[dict]:
+    """How much of a reference training step the loss takes: forward + backward of the model's
+    loss call alone at the training batch size, reference and cpp interleaved (median of
+    `repeats`), against the median reference step time of three 20-step runs."""
+    data = load(data_name, seed=0)
+    cfg = dataclasses.replace(config, steps=20, progress=False)
+    rows = []
+    for model, (what, probe) in LOSS_PROBES.items():
+        step = statistics.median(train(model, data, backend="reference", seed=0, config=cfg).step_seconds
+                                 for _ in range(3))
+        times = {"reference": [], "cpp": []}
+        for _ in range(repeats):
+            for b in times:
+                t0 = time.perf_counter()
+                probe(b, config.batch_size)
+                times[b].append(time.perf_counter() - t0)
+        med = {b: statistics.median(v) for b, v in times.items()}
+        rows.append({"model": model, "loss": what, "step_ms": 1e3 * step, "reference_us": 1e6 * med["reference"],
+                     "cpp_us": 1e6 * med["cpp"]})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def loss_share_table(rows: list[dict], command: str) -> str:
+    lines = ["| model | loss call | reference step | loss fwd+bwd, reference | loss fwd+bwd, cpp | loss share of the step, reference / cpp |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['loss']} | {r['step_ms']:.0f} ms | {r['reference_us']:.0f} us | "
+                     f"{r['cpp_us']:.0f} us | {100 * r['reference_us'] / (1e3 * r['step_ms']):.1f} % / "
+                     f"{100 * r['cpp_us'] / (1e3 * r['step_ms']):.1f} % |")
+    return (f"The loss call alone at batch 100 (forward + backward, reference and cpp interleaved, median of 200) "
+            f"against a reference training step (median of three 20-step runs). Command: `{command}`\n\n"
+            + "\n".join(lines))
+
+
 def timing_table(rows: list[dict], steps: int, command: str) -> str:
     lines = ["| model | fast backend | reference / fast step time (median of 3) | note |", "|---|---|---|---|"]
     for r in rows:
