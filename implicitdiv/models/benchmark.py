@@ -131,7 +131,8 @@ def loss_share(data_name: str, config: TrainConfig, repeats: int = 200) -> list[
 
 
 def loss_share_table(rows: list[dict], command: str) -> str:
-    lines = ["| model | loss call | reference step | loss fwd+bwd, reference | loss fwd+bwd, cpp | loss share of the step, reference / cpp |",
+    lines = ["| model | loss call | reference step | loss fwd+bwd, reference | loss fwd+bwd, cpp "
+             "| loss share of the step, reference / cpp |",
              "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['loss']} | {r['step_ms']:.0f} ms | {r['reference_us']:.0f} us | "

@@ -153,7 +153,8 @@ def train(model: str, data: Dataset, *, backend=None, seed: int = 0, config: Tra
                         p.clamp_(-spec.clip, spec.clip)
         for name, value in terms.items():
             run.history.setdefault(name, []).append(float(value.detach()))
-        bar.set_postfix({n: f"{run.history[n][-1]:.3g}" for n in ("generator", "discriminator") if n in terms}, refresh=False)
+        shown = {n: f"{run.history[n][-1]:.3g}" for n in ("generator", "discriminator") if n in terms}
+        bar.set_postfix(shown, refresh=False)
     if config.steps:
         run.step_seconds = (time.perf_counter() - start) / config.steps
     nets.eval()
