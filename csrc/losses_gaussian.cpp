@@ -18,24 +18,26 @@ constexpr T kLog2Pi = T(1.8378770664093454835606594728112);
 
 // 1/2 [(z - m)^2 e^-lv + lv + log 2 pi]
 struct Nll {
-  static constexpr int kIn = 3, kOut = 2;
+  static constexpr int kIn = 3, kOut = 3;
   template <typename T>
   static T eval(const T (&x)[4], T ds, T (&o)[3]) {
     const T diff = x[0] - x[1];
     const T q = diff * lossmath::exp(-x[2]);
     o[0] = ds * q;
-    o[1] = ds * T(0.5) * (T(1) - diff * q);
+    o[1] = -(ds * q);
+    o[2] = ds * T(0.5) * (T(1) - diff * q);
     return T(0.5) * (diff * q + x[2] + kLog2Pi<T>);
   }
 };
 
 // 1/2 [e^lv + m^2 - 1 - lv], with e^lv - 1 as expm1
 struct KlStdNormal {
-  static constexpr int kIn = 2, kOut = 1;
+  static constexpr int kIn = 2, kOut = 2;
   template <typename T>
   static T eval(const T (&x)[4], T ds, T (&o)[3]) {
     const T e = lossmath::expm1(x[1]);
-    o[0] = ds * T(0.5) * e;
+    o[0] = ds * x[0];
+    o[1] = ds * T(0.5) * e;
     return T(0.5) * ((e - x[1]) + x[0] * x[0]);
   }
 };

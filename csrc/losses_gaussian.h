@@ -8,8 +8,8 @@
 namespace implicitdiv {
 
 enum class GaussianKind : int {
-  kNll,          // in z, m, lv       outs d/dz (d/dm = -d/dz), d/dlv
-  kKlStdNormal,  // in m, lv          outs d/dlv (d/dm = m)
+  kNll,          // in z, m, lv       outs d/dz, d/dm, d/dlv
+  kKlStdNormal,  // in m, lv          outs d/dm, d/dlv
   kKlGaussians,  // in mq, lq, mp, lp outs d/dmq (d/dmp = -d/dmq), d/dlq, d/dlp
   kReparam,      // in m, lv, eps     outs z, d z/d lv, d z/d eps; the row value is log q(z)
   kCount

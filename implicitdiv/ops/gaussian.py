@@ -8,8 +8,8 @@ create_graph=True the backward recomputes through the differentiable reference i
 backward is exact. The saved derivatives are handed to the first backward, which scales them in
 place into the gradients; a repeated backward (retain_graph=True) recomputes through the reference.
 
-  nll             1/2 sum_k [(z - m)^2 e^-lv + lv + log 2 pi]      saves d/dz (d/dm = -d/dz), d/dlv
-  kl_std_normal   1/2 sum_k [e^lv + m^2 - 1 - lv]                  saves d/dlv (d/dm = m)
+  nll             1/2 sum_k [(z - m)^2 e^-lv + lv + log 2 pi]      saves d/dz, d/dm, d/dlv
+  kl_std_normal   1/2 sum_k [e^lv + m^2 - 1 - lv]                  saves d/dm, d/dlv
   kl_gaussians    1/2 sum_k [lp - lq + e^(lq-lp) + (mq-mp)^2 e^-lp - 1]
                                                                    saves d/dmq (d/dmp = -d/dmq), d/dlq, d/dlp
   reparameterize  z = m + e^(lv/2) eps, log q = -1/2 sum_k [eps^2 + lv + log 2 pi]
@@ -33,34 +33,26 @@ KIND = {"gaussian_nll": "nll", "kl_std_normal": "kl_std_normal", "kl_gaussians":
 
 def _wanted_outputs(function, needs):
     """Which elementwise outputs of the kind the backward will need, given needs_input_grad."""
-    if function == "gaussian_nll":
-        z, m, lv = needs
-        return [z or m, lv]
-    if function == "kl_std_normal":
-        return [needs[1]]
+    if function in ("gaussian_nll", "kl_std_normal"):
+        return list(needs)
     if function == "kl_gaussians":
         mq, lq, mp, lp = needs
         return [mq or mp, lq, lp]
     return [True, needs[1], needs[2]]  # z itself, dz/dlv, dz/deps
 
 
-def _fused_grads(function, xs, outs, needs, scale, g, g_log_q):
+def _fused_grads(function, xs, outs, needs, g, g_log_q):
     """Input gradients from the saved derivative outputs, which this backward owns and scales in
     place; g is the upstream of the loss (of z for reparameterize), shaped to broadcast over the last
     dim, g_log_q that of log q."""
-    if function in ("gaussian_nll", "kl_gaussians"):
-        # the first output is d/d(first input); the second mean's derivative is its negative
-        first, *rest = outs
-        n_first, n_second = needs[0], needs[1 if function == "gaussian_nll" else 2]
-        g_first = None if first is None else scale_in_place(first, g)
-        g_second = None if not n_second else (-g_first if n_first else g_first.neg_())
-        rest = [None if o is None else scale_in_place(o, g) for o in rest]
-        if function == "gaussian_nll":
-            return [g_first if n_first else None, g_second, rest[0]]
-        return [g_first if n_first else None, rest[0], g_second, rest[1]]
-    if function == "kl_std_normal":
-        (dlv,) = outs
-        return [(g * scale) * xs[0], None if dlv is None else scale_in_place(dlv, g)]
+    if function in ("gaussian_nll", "kl_std_normal"):  # one saved derivative per input
+        return [None if o is None else scale_in_place(o, g) for o in outs]
+    if function == "kl_gaussians":  # d/dmean_p = -d/dmean_q
+        dmq, dlq, dlp = outs
+        g_mq = None if dmq is None else scale_in_place(dmq, g)
+        g_mp = None if not needs[2] else (-g_mq if needs[0] else g_mq.neg_())
+        return [g_mq if needs[0] else None, None if dlq is None else scale_in_place(dlq, g), g_mp,
+                None if dlp is None else scale_in_place(dlp, g)]
     _, dz_dlv, dz_deps = outs
     return [g, None if dz_dlv is None else dz_dlv.mul_(g).add_(g_log_q, alpha=-0.5),
             None if dz_deps is None else dz_deps.mul_(g).addcmul_(g_log_q, xs[2], value=-1.0)]
@@ -107,17 +99,15 @@ class GaussianTermsFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, function, reduction, grad_mode, backend, *xs):
         shape = xs[0].shape
-        rows = xs[0].numel() // shape[-1]
         needs = [grad_mode and bool(n) for n in ctx.needs_input_grad[4:]]
         want = _wanted_outputs(function, needs)
         if function != "reparameterize" and not any(needs):
             want = [False] * len(want)
-        scale = 1.0 / rows if reduction == "mean" else 1.0
         per_row = reduction == "none"
         results = _gaussian_op([_rows(x) for x in xs], KIND[function], want, reduction == "mean", per_row, backend)
         value = results[0].view(shape[:-1]) if per_row else results[0]
         outs = [o.view(shape) if w else None for o, w in zip(results[1:], want)]
-        ctx.config = (function, reduction, scale)
+        ctx.config = (function, reduction)
         ctx.save_for_backward(*xs)
         kept = outs[1:] if function == "reparameterize" else outs  # z is an output, not a derivative
         ctx.derivs = kept if any(o is not None for o in kept) else None  # handed over to the first backward
@@ -127,7 +117,7 @@ class GaussianTermsFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, *grads):
-        function, reduction, scale = ctx.config
+        function, reduction = ctx.config
         xs, needs = ctx.saved_tensors, ctx.needs_input_grad[4:]
         if torch.is_grad_enabled() or ctx.derivs is None:  # create_graph, or a repeat with retain_graph
             return (None,) * 4 + reference_grads(_reference, (function, reduction, xs), xs, needs, grads)
@@ -137,7 +127,7 @@ class GaussianTermsFunction(torch.autograd.Function):
             outs = [None, *outs]
         else:
             g, g_log_q = (grads[0] if reduction != "none" else grads[0].unsqueeze(-1)), None
-        found = _fused_grads(function, xs, outs, needs, scale, g, g_log_q)
+        found = _fused_grads(function, xs, outs, needs, g, g_log_q)
         return (None,) * 4 + tuple(f if n else None for f, n in zip(found, needs))
 
 

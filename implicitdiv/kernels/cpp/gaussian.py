@@ -10,7 +10,7 @@ tensor of row sums; else value is the 0-dim sum over rows (summed in float64), d
 mean. outs holds the kind's elementwise outputs as (rows, d) tensors where want[q], else None;
 derivative outputs are divided by rows when mean. Outputs per kind:
 
-  nll             d/dz, d/dlogvar                 kl_std_normal   d/dlogvar
+  nll             d/dz, d/dmean, d/dlogvar        kl_std_normal   d/dmean, d/dlogvar
   kl_gaussians    d/dmean_q, d/dlogvar_q, d/dlogvar_p
   reparameterize  z, dz/dlogvar, dz/deps
 """

@@ -15,8 +15,6 @@ import triton.language as tl
 from .ratio import FINAL_BLOCK, _expm1_exp, _scale, finalize_kernel
 
 KINDS = ("nll", "kl_std_normal", "kl_gaussians", "reparameterize")
-OUTS = {"nll": 2, "kl_std_normal": 1, "kl_gaussians": 3, "reparameterize": 3}
-INPUTS = {"nll": 3, "kl_std_normal": 2, "kl_gaussians": 4, "reparameterize": 3}
 SUPPORTED = (torch.float32, torch.float64)
 
 
@@ -24,19 +22,19 @@ SUPPORTED = (torch.float32, torch.float64)
 def _terms(x0, x1, x2, x3, ds, KIND: tl.constexpr, IS64: tl.constexpr, DTYPE: tl.constexpr):
     """(row term, out0, out1, out2) of one block for the kind with index KIND in KINDS."""
     log_2pi = tl.full((), 1.8378770664093454835606594728112, DTYPE)
-    if KIND == 0:  # nll: 1/2 [(z - m)^2 e^-lv + lv + log 2 pi]; d/dz, d/dlv
+    if KIND == 0:  # nll: 1/2 [(z - m)^2 e^-lv + lv + log 2 pi]; d/dz, d/dm, d/dlv
         diff = x0 - x1
         q = diff * tl.exp(-x2)
         value = 0.5 * (diff * q + x2 + log_2pi)
         o0 = ds * q
-        o1 = ds * 0.5 * (1.0 - diff * q)
-        o2 = o0
-    elif KIND == 1:  # kl_std_normal: 1/2 [(e^lv - 1) - lv + m^2]; d/dlv
+        o1 = -o0
+        o2 = ds * 0.5 * (1.0 - diff * q)
+    elif KIND == 1:  # kl_std_normal: 1/2 [(e^lv - 1) - lv + m^2]; d/dm, d/dlv
         e, _ = _expm1_exp(x1, IS64)
         value = 0.5 * ((e - x1) + x0 * x0)
-        o0 = ds * 0.5 * e
-        o1 = o0
-        o2 = o0
+        o0 = ds * x0
+        o1 = ds * 0.5 * e
+        o2 = o1
     elif KIND == 2:  # kl_gaussians: 1/2 [(lp - lq) + (e^(lq-lp) - 1) + (mq - mp)^2 e^-lp]; d/dmq, d/dlq, d/dlp
         diff = x0 - x2
         q = diff * tl.exp(-x3)
