@@ -5,6 +5,8 @@ import math
 
 import torch
 
+from .ratio import expm1
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -15,14 +17,19 @@ def gaussian_nll(z, mean, logvar) -> torch.Tensor:
 
 
 def kl_std_normal(mean, logvar) -> torch.Tensor:
-    """KL(N(m, diag exp(lv)) || N(0, I)) = 1/2 sum_k [exp(lv) + m^2 - 1 - lv], per row."""
-    return 0.5 * (torch.exp(logvar) + mean * mean - 1.0 - logvar).sum(-1)
+    """KL(N(m, diag exp(lv)) || N(0, I)) = 1/2 sum_k [exp(lv) + m^2 - 1 - lv], per row, with
+    exp(lv) - 1 as expm1 (no cancellation near lv = 0)."""
+    return 0.5 * (expm1(logvar) - logvar + mean * mean).sum(-1)
 
 
 def kl_gaussians(mean_q, logvar_q, mean_p, logvar_p) -> torch.Tensor:
-    """KL(q || p) = 1/2 sum_k [lv_p - lv_q + exp(lv_q - lv_p) + (m_q - m_p)^2 exp(-lv_p) - 1]."""
+    """KL(q || p) = 1/2 sum_k [lv_p - lv_q + exp(lv_q - lv_p) + (m_q - m_p)^2 exp(-lv_p) - 1], with
+    exp(t) - 1 - t, t = lv_q - lv_p, as expm1(t) - t: with lv_q = lv_p the rest, (m_q - m_p)^2
+    exp(-lv_p), can be far below the rounding of 1 (4e-35 at lv = 80) and must not vanish into it, in
+    the value or in the gradient (which then meets only the exact 0 of e^t - 1 at t)."""
     diff = mean_q - mean_p
-    return 0.5 * (logvar_p - logvar_q + torch.exp(logvar_q - logvar_p) + diff * diff * torch.exp(-logvar_p) - 1.0).sum(-1)
+    t = logvar_q - logvar_p
+    return 0.5 * (expm1(t) - t + diff * diff * torch.exp(-logvar_p)).sum(-1)
 
 
 def reparameterize(mean, logvar, eps):
