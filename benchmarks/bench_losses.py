@@ -1,7 +1,7 @@
 """Speed of the fused ratio losses and Gaussian latent terms, forward + backward, against the naive
 reference and torch.compile of it, with the machine's memory-bandwidth floor next to them.
 
-    python -m benchmarks.bench_losses [--quick] [--repeats 5]
+    python -m benchmarks.bench_losses [--quick] [--repeats 5] [--threads N]
 
 Cases (float32): adversarial_losses(kind="gan") on N real and N fake logits, N in {256, 65536,
 4194304}; gaussian_nll and kl_std_normal on (rows, d) latents in {(4096, 64), (65536, 512)}. Each is
@@ -12,8 +12,9 @@ timed as loss.backward() after the forward, for:
   fused     the public function with backend="cpp" (input checks and the NaN/Inf rule included)
   fused op  the fused op alone (implicitdiv.ops), without the public layer's checks
 
-All variants of one case run in this process with their repeats interleaved; the median is reported
-and the ratios naive / variant are the numbers to read. --quick runs the two smaller logit sizes and
+All variants of one case run in this process with their repeats interleaved (at least --repeats,
+more for short cases, up to about 0.3 s per variant); the median is reported and the ratios
+naive / variant are the numbers to read. --quick runs the two smaller logit sizes and
 the smaller latent, three repeats, without torch.compile (its compile time alone would exceed the
 budget).
 
@@ -37,6 +38,7 @@ from implicitdiv.reference import ratio as ref_ratio
 LOGITS = (256, 65536, 4194304)
 LATENTS = ((4096, 64), (65536, 512))
 COPY_BYTES = 256 * 2**20
+MAX_REPEATS = 200
 
 
 # ---- the functions timed ------------------------------------------------------------------------
@@ -89,9 +91,16 @@ def _step(fn, inputs):
 
 
 def _time(fns: dict, inputs, repeats: int) -> dict:
-    """Median seconds of one forward + backward per variant, repeats interleaved across variants."""
+    """Median seconds of one forward + backward per variant, repeats interleaved across variants;
+    short cases get more repeats (about 0.3 s per variant), so a scheduler hiccup on a shared
+    machine cannot move their median."""
     for fn in fns.values():  # warm-up (and compilation)
         _step(fn, inputs)
+    start = time.perf_counter()
+    for fn in fns.values():
+        _step(fn, inputs)
+    per_round = time.perf_counter() - start
+    repeats = max(repeats, min(MAX_REPEATS, int(0.3 * len(fns) / max(per_round, 1e-9))))
     times = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
@@ -161,7 +170,11 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads for every variant (the fused kernels use the same count)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(format_rows(run(quick=args.quick, repeats=args.repeats)))
 
 
