@@ -218,3 +218,13 @@ def test_repeated_backward_with_retain_graph(backend, function):
     for a, b, w in zip(first, second, want):
         torch.testing.assert_close(a, w, rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(b, w, rtol=1e-12, atol=1e-12)
+
+
+def test_backends_name_the_same_kinds():
+    from implicitdiv.kernels.triton import gaussian as triton_gaussian
+
+    assert set(ops.KIND.values()) == set(triton_gaussian.KINDS)
+    if "cpp" in idv.backends():
+        from implicitdiv import _C
+
+        assert tuple(_C.gaussian_kind_names()) == triton_gaussian.KINDS

@@ -224,3 +224,17 @@ def test_repeated_backward_with_retain_graph(backend):
     for a, b, w in zip(first, second, want):
         torch.testing.assert_close(a, w, rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(b, w, rtol=1e-12, atol=1e-12)
+
+
+def test_backends_name_the_same_maps():
+    """The kernel modules take maps by name; both must know every name the kind tables use."""
+    from implicitdiv.kernels.triton import ratio as triton_ratio
+
+    used = {t[0] for table in (ops.NEG_ACTIVATION, ops.CONJUGATE) for t in table.values()}
+    used |= {t[0] for pair in ops.DISCRIMINATOR.values() for t in pair}
+    used |= {ops.generator_term(k, s)[0] for k in KINDS for s in (False, True)} | {"half_sq", "linear"}
+    assert used <= set(triton_ratio.MAPS)
+    if "cpp" in idv.backends():
+        from implicitdiv import _C
+
+        assert tuple(_C.ratio_map_names()) == triton_ratio.MAPS

@@ -140,16 +140,20 @@ def _apply(function, reduction, backend, xs):
 # ---- entry points used by the public layer -----------------------------------------------------
 
 def gaussian_nll(z, mean, logvar, reduction, *, backend):
+    """1/2 sum_k [(z - m)^2 e^-lv + lv + log 2 pi] per row, reduced over rows."""
     return _apply("gaussian_nll", reduction, backend, (z, mean, logvar))
 
 
 def kl_std_normal(mean, logvar, reduction, *, backend):
+    """1/2 sum_k [e^lv + m^2 - 1 - lv] per row, reduced over rows."""
     return _apply("kl_std_normal", reduction, backend, (mean, logvar))
 
 
 def kl_gaussians(mean_q, logvar_q, mean_p, logvar_p, reduction, *, backend):
+    """1/2 sum_k [lp - lq + e^(lq - lp) + (mq - mp)^2 e^-lp - 1] per row, reduced over rows."""
     return _apply("kl_gaussians", reduction, backend, (mean_q, logvar_q, mean_p, logvar_p))
 
 
 def reparameterize(mean, logvar, eps, *, backend):
+    """(z, log q(z)): z = m + e^(lv/2) eps, log q = -1/2 sum_k [eps^2 + lv + log 2 pi] per row."""
     return _apply("reparameterize", "none", backend, (mean, logvar, eps))

@@ -158,6 +158,7 @@ def _run(function, args, xs, terms, n_out, reduce, mean, backend):
 # ---- entry points used by the public layer -----------------------------------------------------
 
 def discriminator_loss(real, fake, kind, reduction, *, backend):
+    """mean/sum of the DISCRIMINATOR[kind] terms on real plus that on fake, or both per element."""
     (rm, rs, ro), (fm, fs, fo) = DISCRIMINATOR[kind]
     if reduction == "none":
         terms = ((0, rm, rs, ro, 0), (1, fm, fs, fo, 1))
@@ -167,12 +168,14 @@ def discriminator_loss(real, fake, kind, reduction, *, backend):
 
 
 def generator_loss(fake, kind, saturating, reduction, *, backend):
+    """mean/sum (or per element) of generator_term(kind, saturating) on the fake logits."""
     m, s, o = generator_term(kind, saturating)
     return _run("generator_loss", (kind, saturating, reduction), (fake,), ((0, m, s, o, 0),), 1, reduction != "none",
                 reduction == "mean", backend)[0]
 
 
 def adversarial_losses(real, fake, kind, saturating, *, backend):
+    """(discriminator loss, generator loss), both means; the fake logits are read once for both."""
     (rm, rs, ro), (fm, fs, fo) = DISCRIMINATOR[kind]
     gm, gs, go = generator_term(kind, saturating)
     terms = ((0, rm, rs, ro, 0), (1, fm, fs, fo, 0), (1, gm, gs, go, 1))
@@ -187,5 +190,6 @@ def fdiv_estimate(real, fake, divergence, *, backend):
 
 
 def ratio_matching_loss(r_p, r_q, *, backend):
+    """1/2 mean(r_q^2) - mean(r_p): a half_sq term on r_q and a negated linear one on r_p."""
     terms = ((0, "linear", -1.0, 0.0, 0), (1, "half_sq", 1.0, 0.0, 0))
     return _run("ratio_matching_loss", (), (r_p, r_q), terms, 1, True, True, backend)[0]
