@@ -4,9 +4,13 @@ precision, determinism, NaN propagation, and the absence of any N x M buffer."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
+import triton
 from hypothesis import assume, given, settings
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -264,3 +268,67 @@ def test_launchers_allocate_nothing_n_by_m():
     # O((N + M)(d + P)) float64-sized at most: outputs, centered copies, per-row-block partials,
     # per-component terms (and the interpreter's byte copies of them); N x M float32 is 4 N M bytes
     assert largest[2] <= 8 * max(n, m) * max(d, p) < 4 * n * m, f"an allocation of {largest}: {set(rec.shapes)}"
+
+
+# ---- the GPU build: compile (no GPU needed) what the launchers pick on CUDA ------------------------
+
+SM90_CASES = [  # (dtype, kernel, weight columns, precision)
+    (torch.float32, "rbf", 1, "ieee"), (torch.float32, "laplacian", 5, "tf32"), (torch.bfloat16, "energy", 1, "ieee"),
+    (torch.float16, "linear", 40, "ieee"), (torch.float64, "imq", 2, "ieee"),
+]
+
+
+def _compile_for_sm90(fn, types: dict, constexprs: dict):
+    """triton.compile of `fn` to a cubin for sm_90 with ptxas, as a CUDA launch would, without a GPU."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    constexprs = dict(constexprs)
+    warps = constexprs.pop("num_warps")
+    signature = {name: "constexpr" if name in constexprs else types[name] for name in fn.arg_names}
+    compiled = triton.compile(ASTSource(fn, signature, constexprs=constexprs), target=GPUTarget("cuda", 90, 32),
+                              options={"num_warps": warps})
+    assert "cubin" in compiled.asm, fn.__name__
+
+
+def compile_launches_for_sm90():
+    """Builds every kernel with the tiles and flags the launchers use on CUDA. Run in a process
+    without TRITON_INTERPRET (under it the jit functions are interpreter objects)."""
+    from implicitdiv.kernels.triton.pairwise_mixture import (mixture_grad_components_kernel, mixture_grad_z_kernel,
+                                                             mixture_lse_kernel)
+    from implicitdiv.kernels.triton.pairwise_sums import pair_grad_kernel, pair_rows_kernel
+
+    d = 64
+    for dtype, kernel, p, precision in SM90_CASES:
+        el = {torch.float32: "fp32", torch.float64: "fp64", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+        ct = "fp64" if dtype == torch.float64 else "fp32"
+        types = dict(x="*" + el, y="*" + el, w="*" + el, a="*" + el, u="*" + el, v="*" + el, center="*" + ct,
+                     coef="*" + ct, out="*" + ct, nbw="i32", N="i32", M="i32", d="i32", P="i32")
+        x = torch.zeros(1, 3, d, dtype=dtype, device="meta")
+        flags = dataclasses.replace(tp.plan(x, x, kernel, (1.0,), precision, sym=True, exclude=True),
+                                    bf16_as_f32=False).flags()
+        rows = tp.blocks("rows", torch.device("cuda"), d, p, dtype)
+        _compile_for_sm90(pair_rows_kernel, types, dict(**flags, **rows.sums(), REDUCE=True))
+        grad = tp.blocks("grad", torch.device("cuda"), d, p, dtype)
+        _compile_for_sm90(pair_grad_kernel, types, dict(**flags, **grad.sums(), BDO=grad.out_feat))
+    for ct, dtype in (("fp32", torch.float32), ("fp64", torch.float64)):
+        types = {n: "*" + ct for n in ("z", "e", "q", "cst", "lse", "g", "gz", "m", "gm", "glv")}
+        types.update(N="i32", M="i32", d="i32")
+        fwd = tp.blocks("mixture", torch.device("cuda"), d, 1, dtype)
+        bwd = tp.blocks("mixture_grad", torch.device("cuda"), d, 1, dtype)
+        common = dict(PREC="ieee", BD=fwd.feat)
+        _compile_for_sm90(mixture_lse_kernel, types, dict(common, BM=fwd.rows, BN=fwd.cols, num_warps=fwd.warps))
+        back = dict(common, BM=bwd.rows, BN=bwd.cols, BDO=bwd.out_feat, num_warps=bwd.warps)
+        _compile_for_sm90(mixture_grad_z_kernel, types, back)
+        _compile_for_sm90(mixture_grad_components_kernel, types, dict(back, NEED_M=True, NEED_LV=True))
+
+
+def test_kernels_compile_for_sm90_with_the_launch_tiles():
+    """The interpreter runs Python semantics; the compiler is stricter (types across dynamic
+    branches, constexpr handling, shared-memory limits). This catches what only a GPU build would."""
+    pytest.importorskip("triton.backends.nvidia")
+    code = "from tests.test_pairwise_triton import compile_launches_for_sm90 as c; c()"
+    env = {**os.environ, "TRITON_INTERPRET": "0"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]

@@ -44,29 +44,41 @@ SMALL_P_BELOW = 3  # [BM, BN, BP] broadcast products stay within the registers o
 
 @dataclass(frozen=True)
 class Blocks:
-    rows: int  # BM: rows of x per program
-    cols: int  # BN: rows of y per streamed tile
-    feat: int  # BD: feature chunk of the distance dot product (and BDO, the output feature block)
-    weights: int  # BP: weight columns per program / per chunk
+    rows: int  # BM: rows of x (or z) per program
+    cols: int  # BN: rows of y (or components) per streamed tile
+    feat: int  # BD: feature chunk of the score dot products
+    out_feat: int  # BDO: feature block of a gradient output (a grid axis beyond it)
+    weights: int  # BP: weight columns per program (rows kernel) or per chunk of W = u v^T (grad kernel)
     few_weights: bool  # SMALL_P: broadcast products with the weights instead of a padded tl.dot
     warps: int
 
     def sums(self) -> dict:
-        """The tile arguments of pair_rows_kernel and pair_grad_kernel."""
+        """The tile arguments of pair_rows_kernel (pair_grad_kernel adds BDO)."""
         return dict(SMALL_P=self.few_weights, BM=self.rows, BN=self.cols, BD=self.feat, BP=self.weights,
                     num_warps=self.warps)
 
 
-def blocks(device: torch.device, d: int, p: int, dtype: torch.dtype) -> Blocks:
-    """Small tiles under the interpreter (CPU tensors), GPU-sized tiles on CUDA; tl.dot needs >= 16.
-    Fewer than SMALL_P_BELOW weight columns take exactly next_pow2(P) columns (no tl.dot for them)."""
+def blocks(launch: str, device: torch.device, d: int, p: int, dtype: torch.dtype) -> Blocks:
+    """Tiles of one launch: "rows", "grad", "mixture" or "mixture_grad".
+
+    Under the interpreter (CPU tensors) every tile is 16 wide, the least tl.dot takes, so the tests
+    cross tile edges. On CUDA the sizes are those whose sm_90 build (triton 3.9 + ptxas, no GPU
+    needed) spills at most 16 bytes of registers per thread by `cuobjdump --dump-resource-usage`;
+    they are not timed yet. Fewer than SMALL_P_BELOW weight columns take BP = next_pow2(P) exactly.
+    """
     few = p < SMALL_P_BELOW
+    exact_p = triton.next_power_of_2(p)
     if device.type != "cuda":
-        return Blocks(16, 16, 16, triton.next_power_of_2(p) if few else 16, few, 1)
-    feat = min(64, max(16, triton.next_power_of_2(d)))
-    weights = triton.next_power_of_2(p) if few else min(64, triton.next_power_of_2(p))
-    side = 32 if dtype == torch.float64 else 64
-    return Blocks(side, side, feat, weights, few, 4)
+        return Blocks(16, 16, 16, 16, exact_p if few else 16, few, 1)
+    out_feat = min(64, max(16, triton.next_power_of_2(d)))
+    wide = 32 if dtype == torch.float64 else 64
+    rows, cols, weights = {
+        "rows": (wide, wide, exact_p if few else min(64, exact_p)),
+        "grad": (wide, 32, exact_p if few else 16),
+        "mixture": (64, 64, 1),
+        "mixture_grad": (32, 32, 1),
+    }[launch]
+    return Blocks(rows, cols, 16, out_feat, weights, few, 8)
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -79,6 +91,9 @@ def _check(precision: str, *tensors: torch.Tensor) -> None:
     for t in tensors:
         if t.dtype not in SUPPORTED:
             raise TypeError(f"the triton backend takes float16/bfloat16/float32/float64 tensors, got {t.dtype}")
+        if t.dim() >= 2 and t.shape[-2] * t.shape[-1] >= 2**31:  # the kernels index one batch entry in int32
+            raise ValueError(f"the triton backend takes at most 2^31 - 1 elements per batch entry, got a tensor "
+                             f"of shape {tuple(t.shape)}; split the rows or the weight columns")
 
 
 @dataclass(frozen=True)
@@ -139,7 +154,7 @@ def row_sums(x, y, w, pl: PairPlan, a=None) -> torch.Tensor:
     sum_i a_bip T_bip as (B, ceil(N / BM), P) instead. Compute dtype."""
     bsz, n, d = x.shape
     m, p = y.shape[1], w.shape[2]
-    bl = blocks(x.device, d, p, x.dtype)
+    bl = blocks("rows", x.device, d, p, x.dtype)
     row_blocks = triton.cdiv(n, bl.rows)
     shape = (bsz, row_blocks, p) if a is not None else (bsz, n, p)
     out = torch.empty(shape, dtype=pl.coef.dtype, device=x.device)
@@ -154,11 +169,11 @@ def row_grads(x, y, u, v, pl: PairPlan) -> torch.Tensor:
     (B, N, d), compute dtype."""
     bsz, n, d = x.shape
     m, p = y.shape[1], u.shape[2]
-    bl = blocks(x.device, d, p, x.dtype)
+    bl = blocks("grad", x.device, d, p, x.dtype)
     out = torch.empty((bsz, n, d), dtype=pl.coef.dtype, device=x.device)
-    grid = (triton.cdiv(n, bl.rows), bsz, triton.cdiv(d, bl.feat))
+    grid = (triton.cdiv(n, bl.rows), bsz, triton.cdiv(d, bl.out_feat))
     pair_grad_kernel[grid](x, y, pl.center, pl.coef, pl.nbw, u, v, out, n, m, d, p, **pl.flags(), **bl.sums(),
-                           BDO=bl.feat)
+                           BDO=bl.out_feat)
     return out
 
 
@@ -225,7 +240,7 @@ def mixture_lse(mp: MixturePlan) -> torch.Tensor:
     """lse_i = log sum_j exp(score_ij): (N,), compute dtype."""
     n, d = mp.z.shape
     m = mp.means.shape[0]
-    bl = blocks(mp.z.device, d, 1, mp.z.dtype)
+    bl = blocks("mixture", mp.z.device, d, 1, mp.z.dtype)
     lse = torch.empty(n, dtype=mp.z.dtype, device=mp.z.device)
     mixture_lse_kernel[(triton.cdiv(n, bl.rows),)](mp.z, mp.e, mp.q, mp.cst, lse, n, m, d, PREC=mp.precision,
                                                    BM=bl.rows, BN=bl.cols, BD=bl.feat, num_warps=bl.warps)
@@ -251,18 +266,18 @@ def mixture_logpdf_backward(g, z, means, logvars, out, needs, precision="ieee"):
     else:  # a half-precision `out` is too coarse to normalize the responsibilities: recompute it
         lse = mixture_lse(mp)
     gc = g.to(mp.z.dtype).contiguous()
-    bl = blocks(z.device, d, 1, mp.z.dtype)
-    tiles = dict(PREC=precision, BM=bl.rows, BN=bl.cols, BD=bl.feat, BDO=bl.feat, num_warps=bl.warps)
+    bl = blocks("mixture_grad", z.device, d, 1, mp.z.dtype)
+    tiles = dict(PREC=precision, BM=bl.rows, BN=bl.cols, BD=bl.feat, BDO=bl.out_feat, num_warps=bl.warps)
     gz = gm = glv = None
     if needs[0]:
         gz = torch.empty_like(mp.z)
-        mixture_grad_z_kernel[(triton.cdiv(n, bl.rows), triton.cdiv(d, bl.feat))](
+        mixture_grad_z_kernel[(triton.cdiv(n, bl.rows), triton.cdiv(d, bl.out_feat))](
             mp.z, mp.e, mp.q, mp.cst, lse, gc, gz, n, m, d, **tiles)
         gz = gz.to(z.dtype)
     if needs[1] or needs[2]:
         gm_buf = torch.empty_like(mp.means) if needs[1] else mp.means
         glv_buf = torch.empty_like(mp.means) if needs[2] else mp.means
-        mixture_grad_components_kernel[(triton.cdiv(m, bl.cols), triton.cdiv(d, bl.feat))](
+        mixture_grad_components_kernel[(triton.cdiv(m, bl.cols), triton.cdiv(d, bl.out_feat))](
             mp.z, mp.e, mp.q, mp.cst, mp.means, lse, gc, gm_buf, glv_buf, n, m, d,
             NEED_M=bool(needs[1]), NEED_LV=bool(needs[2]), **tiles)
         gm = gm_buf.to(means.dtype) if needs[1] else None

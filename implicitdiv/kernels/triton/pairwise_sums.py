@@ -80,7 +80,6 @@ def pair_grad_kernel(x, y, center, coef, nbw, u, v, out, N, M, d, P,
     nx = row_norms(x, center, rows, rmask, d, CENTER, BM, BD)
     rowsum = tl.zeros([BM], dtype=CT)
     acc = tl.zeros([BM, BDO], dtype=CT)
-    exact = tl.zeros([BM, BDO], dtype=CT)
     for j0 in range(0, M, BN):
         cols = j0 + tl.arange(0, BN)
         cmask = cols < M
@@ -113,7 +112,7 @@ def pair_grad_kernel(x, y, center, coef, nbw, u, v, out, N, M, d, P,
                     xk = tl.load(x + rows * d + k, mask=rmask, other=0.0).to(CT)
                     yk = tl.load(y + cols * d + k, mask=cmask, other=0.0).to(CT)
                     part = tl.sum(g_near * (xk[:, None] - yk[None, :]), 1)
-                    exact += tl.where(ko[None, :] == k, part[:, None], 0.0)
+                    acc -= tl.where(ko[None, :] == k, part[:, None], 0.0)  # res below negates acc
         g_dot = g.to(DT)
         rowsum += tl.sum(g_dot.to(CT), 1)
         yt = load_rows(y, center, cols, cmask, k0, d, CENTER, BDO)
@@ -122,6 +121,6 @@ def pair_grad_kernel(x, y, center, coef, nbw, u, v, out, N, M, d, P,
         res = acc
     else:
         xt = load_rows(x, center, rows, rmask, k0, d, CENTER, BDO)
-        res = 2.0 * (xt * rowsum[:, None] - acc + exact)
+        res = 2.0 * (xt * rowsum[:, None] - acc)
     out += pid_b * N * d
     tl.store(out + rows[:, None] * d + ko[None, :], res, mask=rmask[:, None] & (ko[None, :] < d))
