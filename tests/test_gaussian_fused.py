@@ -228,3 +228,17 @@ def test_backends_name_the_same_kinds():
         from implicitdiv import _C
 
         assert tuple(_C.gaussian_kind_names()) == triton_gaussian.KINDS
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_mixed_broadcast_shapes(backend, function, reduction):
+    """Inputs of different shapes broadcast to (2, 5, 3): a leading-dim broadcast is copied, a row
+    broadcast is read at row stride 0; gradients reduce back to each input's own shape."""
+    rng = np.random.default_rng(9)
+    shapes = [(2, 5, 3), (5, 3), (3,), (2, 1, 3)]
+    tensors = {n: rng.standard_normal(shapes[i % len(shapes)]) for i, n in enumerate(NAMES[function])}
+    kwargs = {} if function == "reparameterize" else {"reduction": reduction}
+    grad_names = tuple(n for n in tensors if n != "eps")
+    _both(getattr(idv, function), backend, tensors, dtype=torch.float64, kwargs=kwargs, grad_names=grad_names)
