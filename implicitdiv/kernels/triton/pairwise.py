@@ -73,7 +73,7 @@ def blocks(launch: str, device: torch.device, d: int, p: int, dtype: torch.dtype
     out_feat = min(64, max(16, triton.next_power_of_2(d)))
     wide = 32 if dtype == torch.float64 else 64
     rows, cols, weights = {
-        "rows": (wide, wide, exact_p if few else min(64, exact_p)),
+        "rows": (wide, wide, exact_p if few else min(64, max(16, exact_p))),
         "grad": (wide, 32, exact_p if few else 16),
         "mixture": (64, 64, 1),
         "mixture_grad": (32, 32, 1),
