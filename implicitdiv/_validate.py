@@ -29,21 +29,23 @@ def same_kind(**named: torch.Tensor | None) -> None:
             raise TypeError(f"{n} has dtype {t.dtype} but {first_name} has dtype {first.dtype}; use one dtype")
 
 
-def samples(t, name: str) -> torch.Tensor:
-    """A sample set: (N, d) or (B, N, d) with N >= 1 and d >= 1."""
+def samples(t, name: str, allow_empty: bool = False) -> torch.Tensor:
+    """A sample set: (N, d) or (B, N, d) with d >= 1 and N >= 1 (N = 0 too with allow_empty, for a
+    shard of a distributed sample)."""
     tensor(t, name)
     if t.dim() not in (2, 3):
         raise ValueError(f"{name} must have shape (N, d) or (B, N, d), got {tuple(t.shape)}")
-    if t.shape[-2] == 0:
+    if t.shape[-2] == 0 and not allow_empty:
         raise ValueError(f"{name} is an empty sample set (N = 0)")
     if t.shape[-1] == 0:
         raise ValueError(f"{name} has feature dimension d = 0")
     return t
 
 
-def matching_samples(x: torch.Tensor, y: torch.Tensor, xname: str = "x", yname: str = "y") -> None:
-    samples(x, xname)
-    samples(y, yname)
+def matching_samples(x: torch.Tensor, y: torch.Tensor, xname: str = "x", yname: str = "y",
+                     allow_empty: bool = False) -> None:
+    samples(x, xname, allow_empty)
+    samples(y, yname, allow_empty)
     same_kind(**{xname: x, yname: y})
     if x.dim() != y.dim():
         raise ValueError(f"{xname} has shape {tuple(x.shape)} and {yname} has shape {tuple(y.shape)}: both need a batch dim or neither")

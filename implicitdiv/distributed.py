@@ -60,8 +60,8 @@ import torch.distributed as dist
 
 from . import _validate as check
 from .backend import resolve
-from .kernel_sum import _canonical_weights
-from .mmd import ESTIMATORS, median_bandwidth
+from .kernel_sum import canonical_weights
+from .mmd import ESTIMATORS, median_as_bandwidths, median_bandwidth
 from .ops import pairwise as ops
 from .reference import pairwise as ref
 from .reference.kernels import KERNELS
@@ -242,23 +242,6 @@ def _tensor_fields(t: torch.Tensor, name: str) -> dict[_Field, int]:
 def _grad_field(name: str, *tensors) -> dict[_Field, int]:
     needs = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
     return {_Field(f"{name}: needs a gradient (requires_grad under grad mode)"): int(needs)}
-
-
-def _shards(x, y, xname="x", yname="y") -> None:
-    """Local shards: floating tensors of one kind, (n, d) or (B, n, d) alike, n = 0 allowed."""
-    for t, name in ((x, xname), (y, yname)):
-        check.tensor(t, name)
-        if t.dim() not in (2, 3):
-            raise ValueError(f"{name} must have shape (N, d) or (B, N, d), got {tuple(t.shape)}")
-        if t.shape[-1] == 0:
-            raise ValueError(f"{name} has feature dimension d = 0")
-    check.same_kind(**{xname: x, yname: y})
-    if x.dim() != y.dim():
-        raise ValueError(f"{xname} has shape {tuple(x.shape)} and {yname} has shape {tuple(y.shape)}: both need a batch dim or neither")
-    if x.shape[-1] != y.shape[-1]:
-        raise ValueError(f"trailing dims differ: {xname} has d = {x.shape[-1]}, {yname} has d = {y.shape[-1]}")
-    if x.dim() == 3 and x.shape[0] != y.shape[0]:
-        raise ValueError(f"batch sizes differ: {xname} has {x.shape[0]}, {yname} has {y.shape[0]}")
 
 
 def _total_rows(values, name: str, minimum: int) -> int:
@@ -543,10 +526,10 @@ def kernel_sum(x, y, *, kernel="rbf", bandwidth=1.0, x_weights=None, y_weights=N
         check.choice(kernel, "kernel", KERNELS)
         check.choice(exchange, "exchange", EXCHANGES)
         bandwidths = check.bandwidths(bandwidth)
-        _shards(x, y)
+        check.matching_samples(x, y, allow_empty=True)
         batched = x.dim() == 3
-        a, a_cols = _canonical_weights(x_weights, "x_weights", x, batched)
-        b, b_cols = _canonical_weights(y_weights, "y_weights", y, batched)
+        a, a_cols = canonical_weights(x_weights, "x_weights", x, batched)
+        b, b_cols = canonical_weights(y_weights, "y_weights", y, batched)
         if a_cols and b_cols and a.shape[-1] != b.shape[-1]:
             raise ValueError(f"x_weights has P = {a.shape[-1]} columns but y_weights has P = {b.shape[-1]}")
         name = resolve(backend, "kernel_sum", x.device)
@@ -603,7 +586,7 @@ def mmd2(x, y, *, kernel="rbf", bandwidth=1.0, estimator="biased", backend=None,
             raise ValueError("estimator='linear' is not distributed: it is O(N) per shard, call implicitdiv.mmd2 "
                              "on each rank's shard; use 'biased' or 'unbiased' here")
         bandwidths = check.bandwidths(bandwidth)
-        _shards(x, y)
+        check.matching_samples(x, y, allow_empty=True)
         name = resolve(backend, "mmd2", x.device)
         fields = {**_config_field(kernel=kernel, bandwidth=bandwidths, estimator=estimator, exchange=exchange),
                   **_tensor_fields(x, "x"), **_tensor_fields(y, "y"), **_grad_field("x", x), **_grad_field("y", y)}
@@ -661,7 +644,7 @@ def mmd_test(x, y, *, kernel="rbf", bandwidth="median", permutations=1000, seed=
             bandwidths = check.bandwidths(bandwidth)
         if seed is not None:
             check.positive_int(seed, "seed", minimum=0)
-        _shards(x, y)
+        check.matching_samples(x, y, allow_empty=True)
         if x.dim() != 2:
             raise ValueError(f"mmd_test takes (N, d) samples, got x of shape {tuple(x.shape)}")
         name = resolve(backend, "mmd_test", x.device)
@@ -704,7 +687,4 @@ def _median_bandwidths(grp: _Group, x, y, values) -> tuple[float]:
     gathered = _gather_in_rank_order(grp, pooled.pack((x, y), grp.rank, pooled.width))
     TRAFFIC.add((grp.world - 1) * pooled.width * pooled.itemsize, grp.world - 1)
     shards = [pooled.unpack(g, r) for r, g in enumerate(gathered)]
-    bw = float(median_bandwidth(torch.cat([s[0] for s in shards]), torch.cat([s[1] for s in shards])))
-    if bw == 0.0:
-        raise ValueError("bandwidth='median' is 0 because the pooled samples coincide; pass a number")
-    return (bw if bw > 0 else 1.0,)  # NaN data: any bandwidth, the statistic is NaN anyway
+    return median_as_bandwidths(median_bandwidth(torch.cat([s[0] for s in shards]), torch.cat([s[1] for s in shards])))

@@ -10,7 +10,7 @@ from .reference import pairwise as ref
 from .reference.kernels import KERNELS
 
 
-def _canonical_weights(w, name: str, samples: torch.Tensor, batched: bool):
+def canonical_weights(w, name: str, samples: torch.Tensor, batched: bool):
     """(N,)/(N, P) -- or (B, N)/(B, N, P) for batched samples -- to (B, N, P); None means ones."""
     b, n = (samples.shape[0] if batched else 1), samples.shape[-2]
     if w is None:
@@ -31,8 +31,8 @@ def canonical(x, y, x_weights, y_weights):
     plus a function giving the result its public shape."""
     check.matching_samples(x, y)
     batched = x.dim() == 3
-    a, a_cols = _canonical_weights(x_weights, "x_weights", x, batched)
-    b, b_cols = _canonical_weights(y_weights, "y_weights", y, batched)
+    a, a_cols = canonical_weights(x_weights, "x_weights", x, batched)
+    b, b_cols = canonical_weights(y_weights, "y_weights", y, batched)
     if a_cols and b_cols and a.shape[-1] != b.shape[-1]:
         raise ValueError(f"x_weights has P = {a.shape[-1]} columns but y_weights has P = {b.shape[-1]}")
     p = max(a.shape[-1], b.shape[-1])

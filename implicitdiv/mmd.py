@@ -67,6 +67,14 @@ def median_bandwidth(x, y):
     return ref.median_bandwidth(x, y)
 
 
+def median_as_bandwidths(median) -> tuple[float]:
+    """The bandwidth tuple of bandwidth="median": the pooled median distance, an error when it is 0."""
+    bw = float(median)
+    if bw == 0.0:
+        raise ValueError("bandwidth='median' is 0 because the pooled samples coincide; pass a number")
+    return (bw if bw > 0 else 1.0,)  # NaN data: any bandwidth, the statistic is NaN anyway
+
+
 def mmd_test(x, y, *, kernel="rbf", bandwidth="median", permutations=1000, seed=None, backend=None):
     """Permutation two-sample test of H0: P = Q with the biased MMD^2 statistic.
 
@@ -85,10 +93,7 @@ def mmd_test(x, y, *, kernel="rbf", bandwidth="median", permutations=1000, seed=
     check.positive_int(permutations, "permutations")
     if isinstance(bandwidth, str):
         check.choice(bandwidth, "bandwidth", ("median",))
-        bw = float(median_bandwidth(x, y))
-        if bw == 0.0:
-            raise ValueError("bandwidth='median' is 0 because the pooled samples coincide; pass a number")
-        bandwidths = (bw if bw > 0 else 1.0,)  # NaN data: any bandwidth, the statistic is NaN anyway
+        bandwidths = median_as_bandwidths(median_bandwidth(x, y))
     else:
         bandwidths = check.bandwidths(bandwidth)
     name = resolve(backend, "mmd_test", x.device)
