@@ -46,13 +46,16 @@ def triton_installed() -> bool:
     return _TRITON_INSTALLED
 
 
-def backends() -> tuple[str, ...]:
-    """The backends usable in this process, "reference" first."""
+def backends(function: str | None = None) -> tuple[str, ...]:
+    """The backends usable in this process, "reference" first; with ``function`` (a public
+    function's name, e.g. "mmd2"), only those with a fused op for it."""
     found = ["reference"]
     if cpp_built():
         found.append("cpp")
     if triton_installed() and (torch.cuda.is_available() or triton_interpreting()):
         found.append("triton")
+    if function is not None:
+        found = [b for b in found if b == "reference" or registry.has(b, function)]
     return tuple(found)
 
 

@@ -17,6 +17,12 @@ def test_backends_lists_reference_first_and_cpp_when_built():
     assert "cpp" in found  # make test builds the extension
 
 
+def test_backends_of_a_function_lists_only_those_with_a_fused_op():
+    assert idv.backends("median_bandwidth") == ("reference",)
+    assert "cpp" in idv.backends("mmd2")
+    assert set(idv.backends("mmd2")) <= set(idv.backends())
+
+
 def test_use_backend_is_a_setter_and_a_context_manager():
     before = backend_mod.current_backend()
     with idv.use_backend("reference"):
