@@ -21,6 +21,8 @@ def pair_rows_kernel(x, y, center, coef, nbw, w, a, out, N, M, d, P,
                      KIND: tl.constexpr, SYM: tl.constexpr, EXCLUDE: tl.constexpr, CENTER: tl.constexpr,
                      REDUCE: tl.constexpr, PREC: tl.constexpr, BF16_AS_F32: tl.constexpr, TAU: tl.constexpr,
                      SMALL_P: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, BP: tl.constexpr):
+    """T_ip = sum_j K(x_i, y_j) w_jp for a block of rows and weight columns; stored as T (B, N, P),
+    or with REDUCE as the row block's partial sum_i a_ip T_ip into (B, row blocks, P)."""
     pid_m = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
     pid_p = tl.program_id(2)
@@ -62,6 +64,9 @@ def pair_grad_kernel(x, y, center, coef, nbw, u, v, out, N, M, d, P,
                      KIND: tl.constexpr, SYM: tl.constexpr, EXCLUDE: tl.constexpr, CENTER: tl.constexpr,
                      PREC: tl.constexpr, BF16_AS_F32: tl.constexpr, TAU: tl.constexpr, SMALL_P: tl.constexpr,
                      BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, BP: tl.constexpr, BDO: tl.constexpr):
+    """out_i = 2 (x_i rowsum(G)_i - (G y)_i) = 2 sum_j G_ij (x_i - y_j) for features [k0, k0 + BDO),
+    G_ij = dk/ds(s_ij) sum_p u_ip v_jp; near pairs add G_ij (x_i - y_j) from explicit differences.
+    Linear kernel: out_i = (G y)_i with G = u v^T."""
     pid_m = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
     pid_k = tl.program_id(2)
