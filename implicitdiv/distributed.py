@@ -478,8 +478,6 @@ def _pair(x, y, a, b, kernel, bandwidths, backend):
     """sum_ij a_ip k(x_i, y_j) b_jp for one block, (B, P); zeros when a side has no rows."""
     if x.shape[-2] == 0 or y.shape[-2] == 0:
         return a.new_zeros((a.shape[0], a.shape[-1]))
-    if backend == "reference":
-        return ref.kernel_sum(x, y, a, b, kernel, bandwidths)
     return ops.kernel_sum(x, y, a, b, kernel, bandwidths, backend)
 
 
@@ -487,8 +485,6 @@ def _sym(x, a, kernel, bandwidths, exclude_diag, backend):
     """sum_ij a_ip k(x_i, x_j) a_jp over the diagonal block (i != j when exclude_diag), (B, P)."""
     if x.shape[-2] == 0:
         return a.new_zeros((a.shape[0], a.shape[-1]))
-    if backend == "reference":
-        return ref.kernel_sum_sym(x, a, kernel, bandwidths, exclude_diag)
     return ops.kernel_sum_sym(x, a, kernel, bandwidths, exclude_diag, backend)
 
 

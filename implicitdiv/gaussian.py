@@ -7,7 +7,6 @@ from . import _validate as check
 from .backend import resolve
 from .ops import pairwise as pairwise_ops
 from .reference import gaussian as ref
-from .reference import pairwise as ref_pairwise
 
 
 def _operands(names_and_tensors: dict) -> list[torch.Tensor]:
@@ -124,9 +123,6 @@ def gaussian_mixture_logpdf(z, means, logvars, *, backend=None):
     if z.shape[1] != means.shape[1]:
         raise ValueError(f"trailing dims differ: z has d = {z.shape[1]}, means has d = {means.shape[1]}")
     name = resolve(backend, "gaussian_mixture_logpdf", z.device)
-    if name == "reference":
-        out = ref_pairwise.gaussian_mixture_logpdf(z, means, logvars)
-    else:
-        out = pairwise_ops.mixture_logpdf(z, means, logvars, name)
+    out = pairwise_ops.mixture_logpdf(z, means, logvars, name)
     out = check.nan_where_nonfinite_rows(out, z)
     return check.nan_unless_finite(out, means, logvars)

@@ -6,7 +6,6 @@ import torch
 from . import _validate as check
 from .backend import resolve
 from .ops import pairwise as ops
-from .reference import pairwise as ref
 from .reference.kernels import KERNELS
 
 
@@ -67,10 +66,7 @@ def kernel_sum(x, y, *, kernel="rbf", bandwidth=1.0, x_weights=None, y_weights=N
     bandwidths = check.bandwidths(bandwidth)
     xb, yb, a, b, shape_result = canonical(x, y, x_weights, y_weights)
     name = resolve(backend, "kernel_sum", x.device)
-    same = y is x and (y_weights is x_weights)
-    if name == "reference":
-        out = ref.kernel_sum(xb, yb, a, b, kernel, bandwidths)
-    elif same:
+    if y is x and y_weights is x_weights:  # one triangle of the pairs is enough
         out = ops.kernel_sum_sym(xb, a, kernel, bandwidths, False, name)
     else:
         out = ops.kernel_sum(xb, yb, a, b, kernel, bandwidths, name)
