@@ -5,7 +5,7 @@ Triton on GPU): kernel sums and MMD, discriminator log-ratio losses, Gaussian la
 """
 from .backend import backends, use_backend
 from .gaussian import gaussian_mixture_logpdf, gaussian_nll, kl_gaussians, kl_std_normal, reparameterize
-from .kernel_sum import kernel_sum
+from .kernel_sums import kernel_sum
 from .mmd import median_bandwidth, mmd2, mmd_test
 from .ratio import (
     adversarial_losses,

@@ -60,7 +60,7 @@ import torch.distributed as dist
 
 from . import _validate as check
 from .backend import resolve
-from .kernel_sum import canonical_weights
+from .kernel_sums import canonical_weights
 from .mmd import ESTIMATORS, median_as_bandwidths, median_bandwidth
 from .ops import pairwise as ops
 from .reference import pairwise as ref
