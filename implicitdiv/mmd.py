@@ -14,7 +14,7 @@ from .reference.kernels import KERNELS
 ESTIMATORS = ("biased", "unbiased", "linear")
 
 
-def mmd2(x, y, *, kernel="rbf", bandwidth=1.0, estimator="biased", backend=None):
+def mmd2(x, y, *, kernel="rbf", bandwidth=1.0, estimator="biased", backend=None, precision="ieee"):
     """Squared maximum mean discrepancy between the rows of x and y.
 
     biased (V-statistic):   1/N^2 sum_ij k(x_i,x_j) + 1/M^2 sum_ij k(y_i,y_j) - 2/(NM) sum_ij k(x_i,y_j)
@@ -23,12 +23,13 @@ def mmd2(x, y, *, kernel="rbf", bandwidth=1.0, estimator="biased", backend=None)
     linear (Gretton et al. 2012, O(N)): the mean over the n2 = min(N, M) // 2 disjoint pairs of
                             k(x_2i,x_2i+1) + k(y_2i,y_2i+1) - k(x_2i,y_2i+1) - k(x_2i+1,y_2i)
 
-    x: (N, d) or (B, N, d); y: (M, d) or (B, M, d). Kernels and bandwidths as in kernel_sum.
+    x: (N, d) or (B, N, d); y: (M, d) or (B, M, d). Kernels, bandwidths and precision as in kernel_sum.
     Returns a scalar, or (B,) for batched samples; NaN when the data hold a NaN or an Inf. The fused
     backends never build the N x M matrix.
     """
     check.choice(kernel, "kernel", KERNELS)
     check.choice(estimator, "estimator", ESTIMATORS)
+    check.choice(precision, "precision", ops.PRECISIONS)
     bandwidths = check.bandwidths(bandwidth)
     check.matching_samples(x, y)
     n, m = x.shape[-2], y.shape[-2]
@@ -46,10 +47,10 @@ def mmd2(x, y, *, kernel="rbf", bandwidth=1.0, estimator="biased", backend=None)
         wy = 1.0 / math.sqrt(m * (m - 1)) if unbiased else 1.0 / m
         ax = xb.new_full((xb.shape[0], n, 1), wx)
         ay = yb.new_full((yb.shape[0], m, 1), wy)
-        kxx = ops.kernel_sum_sym(xb, ax, kernel, bandwidths, unbiased, name)
-        kyy = ops.kernel_sum_sym(yb, ay, kernel, bandwidths, unbiased, name)
+        kxx = ops.kernel_sum_sym(xb, ax, kernel, bandwidths, unbiased, name, precision)
+        kyy = ops.kernel_sum_sym(yb, ay, kernel, bandwidths, unbiased, name, precision)
         kxy = ops.kernel_sum(xb, yb, xb.new_full((xb.shape[0], n, 1), 1.0 / n), yb.new_full((yb.shape[0], m, 1), -2.0 / m),
-                             kernel, bandwidths, name)
+                             kernel, bandwidths, name, precision)
         out = (kxx + kyy + kxy)[..., 0]
     out = check.nan_unless_finite(out, xb, yb, batched=True)
     return out if batched else out[0]
@@ -75,7 +76,7 @@ def median_as_bandwidths(median) -> tuple[float]:
     return (bw if bw > 0 else 1.0,)  # NaN data: any bandwidth, the statistic is NaN anyway
 
 
-def mmd_test(x, y, *, kernel="rbf", bandwidth="median", permutations=1000, seed=None, backend=None):
+def mmd_test(x, y, *, kernel="rbf", bandwidth="median", permutations=1000, seed=None, backend=None, precision="ieee"):
     """Permutation two-sample test of H0: P = Q with the biased MMD^2 statistic.
 
     The observed labelling and `permutations` random relabelings of the pooled sample are the
@@ -83,7 +84,8 @@ def mmd_test(x, y, *, kernel="rbf", bandwidth="median", permutations=1000, seed=
     for a "y" row), so every statistic diag(W^T K W) comes from one pass over the pairs.
     p = (1 + #{null statistics >= observed}) / (1 + permutations).
 
-    bandwidth: "median" (median_bandwidth of the pooled sample) or as in kernel_sum.
+    bandwidth: "median" (median_bandwidth of the pooled sample) or as in kernel_sum; precision as
+    in kernel_sum.
     Returns (statistic, p_value) as 0-dim tensors.
     """
     check.choice(kernel, "kernel", KERNELS)
@@ -91,6 +93,7 @@ def mmd_test(x, y, *, kernel="rbf", bandwidth="median", permutations=1000, seed=
     if x.dim() != 2:
         raise ValueError(f"mmd_test takes (N, d) samples, got x of shape {tuple(x.shape)}")
     check.positive_int(permutations, "permutations")
+    check.choice(precision, "precision", ops.PRECISIONS)
     if isinstance(bandwidth, str):
         check.choice(bandwidth, "bandwidth", ("median",))
         bandwidths = median_as_bandwidths(median_bandwidth(x, y))
@@ -99,7 +102,7 @@ def mmd_test(x, y, *, kernel="rbf", bandwidth="median", permutations=1000, seed=
     name = resolve(backend, "mmd_test", x.device)
 
     def sum_fn(z, w):
-        return ops.kernel_sum_sym(z, w, kernel, bandwidths, False, name)
+        return ops.kernel_sum_sym(z, w, kernel, bandwidths, False, name, precision)
     with torch.no_grad():
         x, y = x.detach(), y.detach()
         stat, p = ref.mmd_test(x, y, kernel, bandwidths, permutations, seed, sum_fn)

@@ -15,6 +15,8 @@ The backend string picks the kernel module (implicitdiv.kernels.<backend>.pairwi
   mixture_logpdf_forward(z, means, logvars) -> (N,)
   mixture_logpdf_backward(g, z, means, logvars, out, needs) -> (gz, gm, glv)
 
+The Triton kernels also take precision="ieee" (exact float32 products) or "tf32" (tensor cores).
+
 Inputs reach the kernels contiguous, of one dtype and device. A backward run with create_graph=True
 (grad mode on inside backward) recomputes through the differentiable reference instead, so double
 backward is exact rather than silently wrong.
@@ -33,6 +35,15 @@ def _kernels(backend: str):
     return load(backend, "pairwise")
 
 
+PRECISIONS = ("ieee", "tf32")
+
+
+def _mode(backend: str, precision: str) -> dict:
+    """The precision keyword for the kernels that have tensor-core modes (Triton); the C++ engine
+    always computes in the input dtype."""
+    return {"precision": precision} if backend == "triton" else {}
+
+
 def _or_empty(t, like):
     return like.new_empty(0) if t is None else t
 
@@ -45,92 +56,96 @@ def _or_none(t):
 
 @torch.library.custom_op("implicitdiv::kernel_sum", mutates_args=())
 def _kernel_sum_op(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b: torch.Tensor, kernel: str,
-                   bandwidths: list[float], backend: str) -> torch.Tensor:
-    return _kernels(backend).kernel_sum_forward(x, y, a, b, kernel, tuple(bandwidths))
+                   bandwidths: list[float], backend: str, precision: str) -> torch.Tensor:
+    return _kernels(backend).kernel_sum_forward(x, y, a, b, kernel, tuple(bandwidths), **_mode(backend, precision))
 
 
 @_kernel_sum_op.register_fake
-def _(x, y, a, b, kernel, bandwidths, backend):
+def _(x, y, a, b, kernel, bandwidths, backend, precision):
     return a.new_empty((a.shape[0], a.shape[2]))
 
 
 @torch.library.custom_op("implicitdiv::kernel_sum_backward", mutates_args=())
 def _kernel_sum_backward_op(g: torch.Tensor, x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
-                            kernel: str, bandwidths: list[float], backend: str, needs: list[bool]
+                            kernel: str, bandwidths: list[float], backend: str, precision: str, needs: list[bool]
                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    grads = _kernels(backend).kernel_sum_backward(g, x, y, a, b, kernel, tuple(bandwidths), tuple(needs))
+    grads = _kernels(backend).kernel_sum_backward(g, x, y, a, b, kernel, tuple(bandwidths), tuple(needs),
+                                                  **_mode(backend, precision))
     return tuple(_or_empty(t, x) for t in grads)
 
 
 @_kernel_sum_backward_op.register_fake
-def _(g, x, y, a, b, kernel, bandwidths, backend, needs):
+def _(g, x, y, a, b, kernel, bandwidths, backend, precision, needs):
     return tuple(t.new_empty(t.shape) if need else t.new_empty(0) for t, need in zip((x, y, a, b), needs))
 
 
 class KernelSumFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, y, a, b, kernel, bandwidths, backend):
+    def forward(ctx, x, y, a, b, kernel, bandwidths, backend, precision):
         ctx.save_for_backward(x, y, a, b)
-        ctx.config = (kernel, bandwidths, backend)
-        return _kernel_sum_op(x, y, a, b, kernel, list(bandwidths), backend)
+        ctx.config = (kernel, bandwidths, backend, precision)
+        return _kernel_sum_op(x, y, a, b, kernel, list(bandwidths), backend, precision)
 
     @staticmethod
     def backward(ctx, g):
         x, y, a, b = ctx.saved_tensors
-        kernel, bandwidths, backend = ctx.config
+        kernel, bandwidths, backend, precision = ctx.config
         needs = list(ctx.needs_input_grad[:4])
         if torch.is_grad_enabled():
             out = ref.kernel_sum(x, y, a, b, kernel, bandwidths)
             grads = _grads_through(out, (x, y, a, b), needs, g)
         else:
-            grads = tuple(_or_none(t) for t in _kernel_sum_backward_op(g.contiguous(), x, y, a, b, kernel, list(bandwidths), backend, needs))
-        return (*grads, None, None, None)
+            grads = tuple(_or_none(t) for t in _kernel_sum_backward_op(g.contiguous(), x, y, a, b, kernel, list(bandwidths),
+                                                                       backend, precision, needs))
+        return (*grads, None, None, None, None)
 
 
 # ---- kernel_sum_sym ----------------------------------------------------------------------------
 
 @torch.library.custom_op("implicitdiv::kernel_sum_sym", mutates_args=())
 def _kernel_sum_sym_op(x: torch.Tensor, a: torch.Tensor, kernel: str, bandwidths: list[float], exclude_diag: bool,
-                       backend: str) -> torch.Tensor:
-    return _kernels(backend).kernel_sum_sym_forward(x, a, kernel, tuple(bandwidths), exclude_diag)
+                       backend: str, precision: str) -> torch.Tensor:
+    return _kernels(backend).kernel_sum_sym_forward(x, a, kernel, tuple(bandwidths), exclude_diag, **_mode(backend, precision))
 
 
 @_kernel_sum_sym_op.register_fake
-def _(x, a, kernel, bandwidths, exclude_diag, backend):
+def _(x, a, kernel, bandwidths, exclude_diag, backend, precision):
     return a.new_empty((a.shape[0], a.shape[2]))
 
 
 @torch.library.custom_op("implicitdiv::kernel_sum_sym_backward", mutates_args=())
 def _kernel_sum_sym_backward_op(g: torch.Tensor, x: torch.Tensor, a: torch.Tensor, kernel: str, bandwidths: list[float],
-                                exclude_diag: bool, backend: str, needs: list[bool]
+                                exclude_diag: bool, backend: str, precision: str, needs: list[bool]
                                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    grads = _kernels(backend).kernel_sum_sym_backward(g, x, a, kernel, tuple(bandwidths), exclude_diag, tuple(needs))
+    grads = _kernels(backend).kernel_sum_sym_backward(g, x, a, kernel, tuple(bandwidths), exclude_diag, tuple(needs),
+                                                      **_mode(backend, precision))
     return tuple(_or_empty(t, x) for t in grads)
 
 
 @_kernel_sum_sym_backward_op.register_fake
-def _(g, x, a, kernel, bandwidths, exclude_diag, backend, needs):
+def _(g, x, a, kernel, bandwidths, exclude_diag, backend, precision, needs):
     return tuple(t.new_empty(t.shape) if need else t.new_empty(0) for t, need in zip((x, a), needs))
 
 
 class KernelSumSymFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, a, kernel, bandwidths, exclude_diag, backend):
+    def forward(ctx, x, a, kernel, bandwidths, exclude_diag, backend, precision):
         ctx.save_for_backward(x, a)
-        ctx.config = (kernel, bandwidths, exclude_diag, backend)
-        return _kernel_sum_sym_op(x, a, kernel, list(bandwidths), exclude_diag, backend)
+        ctx.config = (kernel, bandwidths, exclude_diag, backend, precision)
+        return _kernel_sum_sym_op(x, a, kernel, list(bandwidths), exclude_diag, backend, precision)
 
     @staticmethod
     def backward(ctx, g):
         x, a = ctx.saved_tensors
-        kernel, bandwidths, exclude_diag, backend = ctx.config
+        kernel, bandwidths, exclude_diag, backend, precision = ctx.config
         needs = list(ctx.needs_input_grad[:2])
         if torch.is_grad_enabled():
             out = ref.kernel_sum_sym(x, a, kernel, bandwidths, exclude_diag)
             grads = _grads_through(out, (x, a), needs, g)
         else:
-            grads = tuple(_or_none(t) for t in _kernel_sum_sym_backward_op(g.contiguous(), x, a, kernel, list(bandwidths), exclude_diag, backend, needs))
-        return (*grads, None, None, None, None)
+            grads = tuple(_or_none(t) for t in _kernel_sum_sym_backward_op(g.contiguous(), x, a, kernel, list(bandwidths),
+                                                                           exclude_diag, backend, precision, needs))
+        return (*grads, None, None, None, None, None)
 
 
 # ---- mixture_logpdf ----------------------------------------------------------------------------
@@ -188,16 +203,18 @@ def _grads_through(out, inputs, needs, g):
 
 # backend="reference" runs the naive reference itself, so callers need not branch.
 
-def kernel_sum(x, y, a, b, kernel, bandwidths, backend):
+def kernel_sum(x, y, a, b, kernel, bandwidths, backend, precision="ieee"):
     if backend == "reference":
         return ref.kernel_sum(x, y, a, b, kernel, tuple(bandwidths))
-    return KernelSumFunction.apply(x.contiguous(), y.contiguous(), a.contiguous(), b.contiguous(), kernel, tuple(bandwidths), backend)
+    return KernelSumFunction.apply(x.contiguous(), y.contiguous(), a.contiguous(), b.contiguous(), kernel, tuple(bandwidths),
+                                   backend, precision)
 
 
-def kernel_sum_sym(x, a, kernel, bandwidths, exclude_diag, backend):
+def kernel_sum_sym(x, a, kernel, bandwidths, exclude_diag, backend, precision="ieee"):
     if backend == "reference":
         return ref.kernel_sum_sym(x, a, kernel, tuple(bandwidths), bool(exclude_diag))
-    return KernelSumSymFunction.apply(x.contiguous(), a.contiguous(), kernel, tuple(bandwidths), bool(exclude_diag), backend)
+    return KernelSumSymFunction.apply(x.contiguous(), a.contiguous(), kernel, tuple(bandwidths), bool(exclude_diag), backend,
+                                      precision)
 
 
 def mixture_logpdf(z, means, logvars, backend):
