@@ -113,8 +113,11 @@ def check_equivalence(
 ):
     """Check fn(**tensors, **kwargs, backend=backend) in ``dtype`` against the float64 reference.
 
-    tensors: name -> float64 values (numpy arrays or tensors).
-    grad_names: the tensors whose gradients (and double-backward gradients) are compared.
+    tensors: name -> float64 values (numpy arrays or tensors); both sides see them rounded to
+        ``dtype`` first, so what is compared is the op's error, not the inputs' rounding.
+    grad_names: the tensors whose gradients are compared: first the op's own backward
+        (create_graph=False), then, with double_backward, the create_graph=True gradients and the
+        gradients of <those, v>.
     scales: optional error scales, keyed "out0", "out1", ... for outputs and "grad:<name>",
         "grad2:<name>" for gradients.
     reference_fn: the ground truth, default fn itself with backend="reference".
@@ -122,10 +125,17 @@ def check_equivalence(
     kwargs = kwargs or {}
     scales = scales or {}
     reference_fn = reference_fn or fn
-    fast_in = {n: _as_input(v, dtype, noncontiguous, n in grad_names) for n, v in tensors.items()}
-    ref_in = {n: _as_input(v, torch.float64, False, n in grad_names) for n, v in tensors.items()}
+    rounded = {n: torch.as_tensor(v, dtype=torch.float64).to(dtype).to(torch.float64) for n, v in tensors.items()}
+    names = list(grad_names)
+    gen = torch.Generator().manual_seed(seed)
 
-    fast_out = _flatten(fn(**fast_in, **kwargs, backend=backend))
+    def run():
+        fast_in = {n: _as_input(v, dtype, noncontiguous, n in grad_names) for n, v in rounded.items()}
+        fast_out = _flatten(fn(**fast_in, **kwargs, backend=backend))
+        return fast_in, fast_out
+
+    fast_in, fast_out = run()
+    ref_in = {n: _as_input(v, torch.float64, False, n in grad_names) for n, v in rounded.items()}
     ref_out = _flatten(reference_fn(**ref_in, **kwargs, backend="reference"))
     assert len(fast_out) == len(ref_out), "the fast op returns a different number of outputs"
     for i, (f, r) in enumerate(zip(fast_out, ref_out)):
@@ -134,28 +144,32 @@ def check_equivalence(
     if not grad_names:
         return
 
-    gen = torch.Generator().manual_seed(seed)
     differentiable = [i for i, r in enumerate(ref_out) if r.requires_grad]
     upstream = [torch.randn(ref_out[i].shape, generator=gen, dtype=torch.float64) + 0.5 for i in differentiable]
-    names = list(grad_names)
 
     def grads(outs, ins, create_graph):
         outs_d = [outs[i] for i in differentiable]
         ups = [u.to(outs_d[k].dtype) for k, u in enumerate(upstream)]
         return torch.autograd.grad(outs_d, [ins[n] for n in names], ups, create_graph=create_graph, allow_unused=True)
 
-    fast_g = grads(fast_out, fast_in, double_backward)
+    def compare(fast_g, ref_g, ins, label, floor=0.0):
+        # A gradient that is exactly 0 in theory (a second derivative of |x - y| in 1-D, say) is
+        # rounding noise in the fast op; its scale is that of the other gradients of the same call.
+        scale = max(_largest(ref_g), floor)
+        for n, f, r in zip(names, fast_g, ref_g):
+            f = torch.zeros_like(ins[n]) if f is None else f
+            r = torch.zeros_like(ref_in[n]) if r is None else r
+            assert_close(f, r, dtype, f"{label}:{n}", max(scale, scales.get(f"{label}:{n}", 0.0)))
+        return scale
+
     ref_g = grads(ref_out, ref_in, double_backward)
-    # A gradient that is exactly 0 in theory (a second derivative of |x - y| in 1-D, say) is rounding
-    # noise in the fast op; its scale is that of the other gradients of the same call.
-    grad_scale = _largest(ref_g)
-    for n, f, r in zip(names, fast_g, ref_g):
-        f = torch.zeros_like(fast_in[n]) if f is None else f
-        r = torch.zeros_like(ref_in[n]) if r is None else r
-        assert_close(f, r, dtype, f"grad:{n}", max(grad_scale, scales.get(f"grad:{n}", 0.0)))
+    grad_scale = compare(grads(fast_out, fast_in, False), ref_g, fast_in, "grad")  # the op's own backward
     if not double_backward:
         return
 
+    fast_in, fast_out = run()
+    fast_g = grads(fast_out, fast_in, True)
+    compare(fast_g, ref_g, fast_in, "grad")
     probes = [torch.randn(ref_in[n].shape, generator=gen, dtype=torch.float64) for n in names]
     pairs = [(f, r, p) for f, r, p in zip(fast_g, ref_g, probes) if r is not None and r.requires_grad]
     if not pairs:
@@ -164,11 +178,7 @@ def check_equivalence(
     ref_s = sum((r * p).sum() for _, r, p in pairs)
     fast_gg = torch.autograd.grad(fast_s, [fast_in[n] for n in names], allow_unused=True)
     ref_gg = torch.autograd.grad(ref_s, [ref_in[n] for n in names], allow_unused=True)
-    grad2_scale = max(_largest(ref_gg), grad_scale)
-    for n, f, r in zip(names, fast_gg, ref_gg):
-        f = torch.zeros_like(fast_in[n]) if f is None else f
-        r = torch.zeros_like(ref_in[n]) if r is None else r
-        assert_close(f, r, dtype, f"grad2:{n}", max(grad2_scale, scales.get(f"grad2:{n}", 0.0)))
+    compare(fast_gg, ref_gg, fast_in, "grad2", floor=grad_scale)
 
 
 def _largest(tensors) -> float:

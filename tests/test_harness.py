@@ -65,6 +65,33 @@ def test_harness_catches_a_planted_error(how, where, call):
                           kwargs=call.kwargs, grad_names=call.grad_names, seed=call.seed, scales=call.scales)
 
 
+class _WrongFusedBackward(torch.autograd.Function):
+    """x -> sum(x^2) whose own backward is off by 1e-6 but whose create_graph=True path (the
+    reference fallback every fast op has) is right: only the first-order check can see it."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return (x * x).sum()
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            with torch.enable_grad():
+                return torch.autograd.grad((x * x).sum(), x, g, create_graph=True)
+        return g * 2 * x * (1 + 1e-6)
+
+
+def test_harness_checks_the_fused_backward_not_only_the_fallback():
+    def square_sum(*, x, backend):
+        return _WrongFusedBackward.apply(x) if backend != "reference" else (x * x).sum()
+
+    tensors = {"x": torch.linspace(-1, 1, 7, dtype=torch.float64)}
+    with pytest.raises(AssertionError, match="grad:x"):
+        check_equivalence(square_sum, tensors, backend="planted", dtype=torch.float64, grad_names=("x",))
+
+
 def test_harness_catches_an_op_that_ignores_strides():
     def contiguous_reader(*, x, y, backend, **kw):
         if backend != "reference" and not x.is_contiguous():
