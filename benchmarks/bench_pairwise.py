@@ -5,7 +5,8 @@ test, with the machine's floor next to the engine.
 
 Grid: N = M in {1024, 4096, 16384}, d in {2, 16, 64}, one RBF bandwidth and a 5-bandwidth mixture;
 backends: the naive reference, torch.compile of the reference, cpp, triton (CUDA tensors, when
-CUDA is there) and pykeops when importable. All timings of one configuration come from this process,
+CUDA is there) and pykeops when importable. A baseline is skipped where it would not fit in
+--max-gib, or where its time at the previous N, scaled by N^2, exceeds --max-seconds. All timings of one configuration come from this process,
 with the backends' repeats interleaved, and the median is reported; the ratios are the numbers to
 read. A baseline whose estimated memory exceeds --max-gib is skipped (the naive reference stores an
 (N, M, d) difference tensor). --quick runs N = 512, d in {2, 16}, without torch.compile.
@@ -33,12 +34,21 @@ SIZES = (1024, 4096, 16384)
 DIMS = (2, 16, 64)
 BANDWIDTHS = {"rbf": (1.0,), "rbf x5": (0.25, 0.5, 1.0, 2.0, 4.0)}
 MMD_TEST = {"n": 4096, "d": 16, "permutations": 1000}
+# the issue's targets: N = 16384, forward+backward
+TARGETS = ((2, "rbf"), (64, "rbf"), (16, "rbf x5"))
 
 
 # ---- backends -----------------------------------------------------------------------------------
 
 def _reference_mmd2(bandwidths):
     return lambda x, y: ref.mmd2(x.unsqueeze(0), y.unsqueeze(0), "rbf", bandwidths, "biased")[0]
+
+
+def _compiled_reference_mmd2(bandwidths):
+    # every configuration compiles afresh: the closures share one code object, and dynamo's
+    # recompile limit would otherwise silently fall back to eager after a few configurations
+    torch._dynamo.reset()
+    return torch.compile(_reference_mmd2(bandwidths))
 
 
 def _keops_mmd2(bandwidths):
@@ -60,7 +70,7 @@ def backends(quick: bool) -> dict:
     """name -> (device, factory(bandwidths) -> fn(x, y))."""
     found = {"reference": ("cpu", _reference_mmd2)}
     if not quick:
-        found["compile"] = ("cpu", lambda bw: torch.compile(_reference_mmd2(bw)))
+        found["compile"] = ("cpu", _compiled_reference_mmd2)
     if "cpp" in idv.backends():
         found["cpp"] = ("cpu", lambda bw: lambda x, y: idv.mmd2(x, y, bandwidth=bw, backend="cpp"))
     if torch.cuda.is_available() and "triton" in idv.backends():
@@ -110,21 +120,28 @@ def _timed(fn, x, y, backward, device) -> float:
 
 
 def measure_floor() -> dict:
-    """GEMM flop rate (torch.matmul, 2048^3) and exp rate (torch.exp into a cache-resident 2^18-float
-    buffer, 32 times, so that memory traffic counts little), medians of 5."""
-    a = torch.randn(2048, 2048)
-    e = torch.rand(2**18) * -10.0
-    out = torch.empty_like(e)
-    mm, ex = [], []
-    for _ in range(5):
-        start = time.perf_counter()
-        a @ a
-        mm.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        for _ in range(32):
-            torch.exp(e, out=out)
-        ex.append(time.perf_counter() - start)
-    return {"gemm_flops": 2 * 2048**3 / statistics.median(mm), "exps": 32 * 2**18 / statistics.median(ex)}
+    """The machine's rates on one thread, times the thread count (what perfect scaling would give):
+    GEMM flops from torch.matmul (2048^3) and exps from torch.exp into a cache-resident 2^16-float
+    buffer (64 times, so memory traffic counts little); medians of 5."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a = torch.randn(2048, 2048)
+        e = torch.rand(2**16) * -10.0
+        out = torch.empty_like(e)
+        mm, ex = [], []
+        for _ in range(5):
+            start = time.perf_counter()
+            a @ a
+            mm.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            for _ in range(64):
+                torch.exp(e, out=out)
+            ex.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return {"gemm_flops": threads * 2 * 2048**3 / statistics.median(mm),
+            "exps": threads * 64 * 2**16 / statistics.median(ex)}
 
 
 def engine_work(n: int, d: int, nb: int, backward: bool) -> dict:
@@ -140,18 +157,31 @@ def floor_seconds(work: dict, floor: dict) -> float:
     return work["flops"] / floor["gemm_flops"] + work["exps"] / floor["exps"]
 
 
-def run_config(n, d, label, bandwidths, found, repeats, max_gib, floor) -> list[dict]:
+def run_config(n, d, label, bandwidths, found, repeats, max_gib, floor, max_seconds=math.inf, history=None,
+               passes=(False, True)) -> list[dict]:
+    """Rows for one (N, d, kernel): each backend's median over `repeats` interleaved runs. A baseline
+    is skipped when its estimated memory exceeds max_gib, or when its time at a smaller N (in
+    `history`), scaled by N^2, exceeds max_seconds."""
+    history = {} if history is None else history
     gen = torch.Generator().manual_seed(n + d)
     x_cpu = torch.randn(n, d, generator=gen)
     y_cpu = torch.randn(n, d, generator=gen) + 0.1
     rows = []
-    for backward in (False, True):
+    for backward in passes:
         fns = {}
+        pass_name = "fwd+bwd" if backward else "fwd"
         for name, (device, factory) in found.items():
             gib = estimated_gib(name, n, d, backward)
+            key = (name, d, label, pass_name)
+            predicted = history[key][1] * (n / history[key][0]) ** 2 if key in history else 0.0
+            skip = None
             if gib > max_gib:
-                rows.append({"n": n, "d": d, "kernel": label, "pass": "fwd+bwd" if backward else "fwd", "backend": name,
-                             "seconds": None, "note": f"skipped: needs ~{gib:.0f} GiB > --max-gib {max_gib:g}"})
+                skip = f"skipped: needs ~{gib:.0f} GiB > --max-gib {max_gib:g}"
+            elif name != "cpp" and predicted > max_seconds:
+                skip = f"skipped: ~{predicted:.0f} s a call from N = {history[key][0]} > --max-seconds {max_seconds:g}"
+            if skip:
+                rows.append({"n": n, "d": d, "kernel": label, "pass": pass_name, "backend": name, "seconds": None,
+                             "note": skip})
                 continue
             x = x_cpu.to(device).requires_grad_(backward)
             y = y_cpu.to(device).requires_grad_(backward)
@@ -167,6 +197,7 @@ def run_config(n, d, label, bandwidths, found, repeats, max_gib, floor) -> list[
         base = statistics.median(times["cpp"]) if "cpp" in times else None
         for name, ts in times.items():
             sec = statistics.median(ts)
+            history[(name, d, label, "fwd+bwd" if backward else "fwd")] = (n, sec)
             row = {"n": n, "d": d, "kernel": label, "pass": "fwd+bwd" if backward else "fwd", "backend": name,
                    "seconds": sec, "x_cpp": (sec / base) if base else None}
             if name == "cpp":
@@ -206,17 +237,25 @@ def run_mmd_test(repeats_reference: int = 2) -> list[dict]:
     return rows
 
 
-def run(quick: bool = False, max_gib: float = 6.0, repeats: int = 3) -> list[dict]:
-    """All rows of the benchmark (see the module docstring)."""
+def run(quick: bool = False, max_gib: float = 6.0, repeats: int = 3, max_seconds: float = 130.0,
+        targets: bool = False) -> list[dict]:
+    """All rows of the benchmark (see the module docstring); targets=True: only N = 16384
+    forward+backward for (d = 2, rbf), (d = 64, rbf), (d = 16, 5 bandwidths)."""
     found = backends(quick)
     floor = measure_floor()
     rows = [{"floor": True, "gemm_gflops": floor["gemm_flops"] / 1e9, "gexp_per_s": floor["exps"] / 1e9,
              "threads": torch.get_num_threads(), "load": os.getloadavg()[0]}]
     sizes, dims = ((512,), (2, 16)) if quick else (SIZES, DIMS)
+    history: dict = {}
+    if targets:
+        for d, label in TARGETS:
+            rows += run_config(16384, d, label, BANDWIDTHS[label], found, repeats, max_gib, floor, passes=(True,))
+        rows.append({"load_after": os.getloadavg()[0]})
+        return rows
     for n in sizes:
         for d in dims:
             for label, bandwidths in BANDWIDTHS.items():
-                rows += run_config(n, d, label, bandwidths, found, repeats, max_gib, floor)
+                rows += run_config(n, d, label, bandwidths, found, repeats, max_gib, floor, max_seconds, history)
     if not quick:
         rows += run_mmd_test()
     rows.append({"load_after": os.getloadavg()[0]})
@@ -227,7 +266,7 @@ def _fmt(sec):
     return "-" if sec is None else (f"{sec * 1e3:9.1f} ms" if sec < 10 else f"{sec:9.2f} s ")
 
 
-def print_rows(rows: list[dict], out=sys.stdout) -> None:
+def print_rows(rows: list[dict], out=sys.stdout, flush=False) -> None:
     for r in rows:
         if r.get("floor"):
             print(f"floor: GEMM {r['gemm_gflops']:.1f} GFLOP/s, exp {r['gexp_per_s']:.2f} G/s; "
@@ -245,7 +284,7 @@ def print_rows(rows: list[dict], out=sys.stdout) -> None:
                 note = (f"{r['pairs'] / 1e6:.0f} M pair evals, {r['gflop']:.1f} GFLOP; floor {_fmt(r['floor_s']).strip()}"
                         f" -> {r['x_floor']:.1f}x floor")
             print(f"{r['n']:>6} {r['d']:>3} {r['kernel']:>7} {r['pass']:>8} {r['backend']:>20} {_fmt(r['seconds'])} "
-                  f"{ratio}  {note}", file=out)
+                  f"{ratio}  {note}", file=out, flush=flush)
 
 
 def main(argv=None) -> int:
@@ -253,8 +292,14 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="N = 512, d in {2, 16}, no torch.compile")
     parser.add_argument("--max-gib", type=float, default=6.0, help="skip baselines estimated to need more memory")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--max-seconds", type=float, default=130.0,
+                        help="skip a baseline whose call, scaled from a smaller N, would take longer")
+    parser.add_argument("--targets", action="store_true",
+                        help="only the issue's targets: N = 16384 forward+backward, (d, kernel) in " + str(TARGETS))
     args = parser.parse_args(argv)
-    print_rows(run(quick=args.quick, max_gib=args.max_gib, repeats=args.repeats))
+    rows = run(quick=args.quick, max_gib=args.max_gib, repeats=args.repeats, max_seconds=args.max_seconds,
+               targets=args.targets)
+    print_rows(rows, flush=True)
     return 0
 
 

@@ -16,11 +16,12 @@ namespace tiles {
 using simd::Lanes;
 using simd::Vec;
 
-constexpr int NV = 4;         // vectors per tile row
-constexpr int64_t TI = 64;    // rows per tile
-constexpr int RB = 4;         // rows per register block
+constexpr int NV = 4;  // vectors per tile row
+constexpr int RB = 4;  // rows per register block
+// Columns per tile, and rows per tile too (square tiles: a symmetric sum's diagonal tiles are the
+// tiles holding i == j): 64 for float, 32 for double.
 template <typename T>
-constexpr int64_t TJ = NV * Lanes<T>::W;  // columns per tile
+constexpr int64_t TJ = NV * Lanes<T>::W;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 template <typename T>
