@@ -4,7 +4,8 @@ test, with the machine's floor next to the engine.
     python -m benchmarks.bench_pairwise [--quick] [--max-gib 6] [--repeats 3]
 
 Grid: N = M in {1024, 4096, 16384}, d in {2, 16, 64}, one RBF bandwidth and a 5-bandwidth mixture;
-backends: the naive reference, torch.compile of the reference, cpp, triton (CUDA tensors, when
+backends: the naive reference, the naive matrix-product form most trainers write (the issue's
+"naive PyTorch"), torch.compile of the reference, cpp, triton (CUDA tensors, when
 CUDA is there) and pykeops when importable. A baseline is skipped where it would not fit in
 --max-gib, or where its time at the previous N, scaled by N^2, exceeds --max-seconds. All timings of one configuration come from this process,
 with the backends' repeats interleaved, and the median is reported; the ratios are the numbers to
@@ -44,11 +45,26 @@ def _reference_mmd2(bandwidths):
     return lambda x, y: ref.mmd2(x.unsqueeze(0), y.unsqueeze(0), "rbf", bandwidths, "biased")[0]
 
 
+def _naive_mmd2(bandwidths):
+    """The naive PyTorch a trainer writes: N x M kernel matrices from ||x||^2 + ||y||^2 - 2 x.y (less
+    memory than the reference's explicit differences, so it still runs at N = 16384)."""
+    def kernel_mean(a, b):
+        s = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+        return sum(torch.exp(-s / (2.0 * h * h)) for h in bandwidths).mean()
+
+    return lambda x, y: kernel_mean(x, x) + kernel_mean(y, y) - 2.0 * kernel_mean(x, y)
+
+
 def _compiled_reference_mmd2(bandwidths):
     # every configuration compiles afresh: the closures share one code object, and dynamo's
     # recompile limit would otherwise silently fall back to eager after a few configurations
     torch._dynamo.reset()
     return torch.compile(_reference_mmd2(bandwidths))
+
+
+def _compiled_naive_mmd2(bandwidths):
+    torch._dynamo.reset()
+    return torch.compile(_naive_mmd2(bandwidths))
 
 
 def _keops_mmd2(bandwidths):
@@ -68,9 +84,10 @@ def _keops_mmd2(bandwidths):
 
 def backends(quick: bool) -> dict:
     """name -> (device, factory(bandwidths) -> fn(x, y))."""
-    found = {"reference": ("cpu", _reference_mmd2)}
+    found = {"reference": ("cpu", _reference_mmd2), "naive matmul": ("cpu", _naive_mmd2)}
     if not quick:
         found["compile"] = ("cpu", _compiled_reference_mmd2)
+        found["compile naive matmul"] = ("cpu", _compiled_naive_mmd2)
     if "cpp" in idv.backends():
         found["cpp"] = ("cpu", lambda bw: lambda x, y: idv.mmd2(x, y, bandwidth=bw, backend="cpp"))
     if torch.cuda.is_available() and "triton" in idv.backends():
@@ -84,14 +101,16 @@ def backends(quick: bool) -> dict:
     return found
 
 
-def estimated_gib(backend: str, n: int, d: int, backward: bool) -> float:
+def estimated_gib(backend: str, n: int, d: int, backward: bool, nb: int = 1) -> float:
     """Peak memory of a baseline: the reference keeps (N, N, d) differences and N x N matrices
     (three sums' worth when it keeps them for backward); compiled code keeps a few N x N matrices."""
     pairs = n * n * 4
     if backend == "reference":
         return pairs * ((d + 3) * (3 if backward else 1)) / 2**30
-    if backend == "compile":
+    if backend in ("compile", "compile naive matmul"):
         return pairs * (6 if backward else 1) / 2**30
+    if backend == "naive matmul":  # s, the exps and their sum per bandwidth, kept for backward
+        return pairs * ((2 + 6 * nb) if backward else 3) / 2**30
     return 0.0
 
 
@@ -171,7 +190,7 @@ def run_config(n, d, label, bandwidths, found, repeats, max_gib, floor, max_seco
         fns = {}
         pass_name = "fwd+bwd" if backward else "fwd"
         for name, (device, factory) in found.items():
-            gib = estimated_gib(name, n, d, backward)
+            gib = estimated_gib(name, n, d, backward, len(bandwidths))
             key = (name, d, label, pass_name)
             predicted = history[key][1] * (n / history[key][0]) ** 2 if key in history else 0.0
             skip = None
@@ -238,10 +257,12 @@ def run_mmd_test(repeats_reference: int = 2) -> list[dict]:
 
 
 def run(quick: bool = False, max_gib: float = 6.0, repeats: int = 3, max_seconds: float = 130.0,
-        targets: bool = False) -> list[dict]:
+        targets: bool = False, only: tuple[str, ...] = ()) -> list[dict]:
     """All rows of the benchmark (see the module docstring); targets=True: only N = 16384
     forward+backward for (d = 2, rbf), (d = 64, rbf), (d = 16, 5 bandwidths)."""
     found = backends(quick)
+    if only:
+        found = {k: v for k, v in found.items() if k in only or k == "cpp"}
     floor = measure_floor()
     rows = [{"floor": True, "gemm_gflops": floor["gemm_flops"] / 1e9, "gexp_per_s": floor["exps"] / 1e9,
              "threads": torch.get_num_threads(), "load": os.getloadavg()[0]}]
@@ -296,9 +317,10 @@ def main(argv=None) -> int:
                         help="skip a baseline whose call, scaled from a smaller N, would take longer")
     parser.add_argument("--targets", action="store_true",
                         help="only the issue's targets: N = 16384 forward+backward, (d, kernel) in " + str(TARGETS))
+    parser.add_argument("--only", default="", help="comma-separated baselines to time beside cpp")
     args = parser.parse_args(argv)
     rows = run(quick=args.quick, max_gib=args.max_gib, repeats=args.repeats, max_seconds=args.max_seconds,
-               targets=args.targets)
+               targets=args.targets, only=tuple(b for b in args.only.split(",") if b))
     print_rows(rows, flush=True)
     return 0
 
