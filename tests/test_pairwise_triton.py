@@ -21,7 +21,7 @@ from implicitdiv.reference import pairwise as ref
 from implicitdiv.reference.kernels import KERNELS, kernel_matrix
 
 from .cases import kernel_sum_calls, mixture_calls, mmd2_calls
-from .equivalence import TOLERANCES, assert_close, check_equivalence
+from .equivalence import assert_close, check_equivalence
 
 BACKEND = "triton"
 
