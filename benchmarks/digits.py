@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from implicitdiv.models import benchmark  # noqa: E402
-from implicitdiv.models.report import mean_spread, write_subsection  # noqa: E402
+from implicitdiv.models.report import mean_spread  # noqa: E402
 
 MODELS = ("vae", "aae", "wae_mmd", "ali", "alice_l2", "dali", "dali_l2", "asvae", "vidm")
 
@@ -32,13 +32,7 @@ def table(records: list[dict], models: list[str]) -> str:
 def main(argv=None) -> None:
     args = benchmark.parser(__doc__.splitlines()[0], MODELS, steps=300).parse_args(argv)
     models, config = benchmark.setup(args)
-    log = Path(args.log or "runs/bench/digits.jsonl")
-    records = benchmark.run_all("digits", models, args.seeds, config, args.backend, log)
-    body = (f"Command: `{benchmark.command_line()}` (backend {args.backend}, {args.threads} torch thread(s); "
-            f"mean ± std over seeds 0..{args.seeds - 1}; per-run log {log}).\n\n" + table(records, models))
-    print(body)
-    if not args.no_write:
-        write_subsection(Path(args.results), "digits: held-out reconstruction MSE", body)
+    benchmark.run_and_report("digits", models, args, config, table, "digits: held-out reconstruction MSE")
 
 
 if __name__ == "__main__":

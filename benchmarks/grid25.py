@@ -44,13 +44,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     models, config = benchmark.setup(args)
     if args.seeds:
-        log = Path(args.log or "runs/bench/grid25.jsonl")
-        records = benchmark.run_all("grid25", models, args.seeds, config, args.backend, log)
-        body = (f"Command: `{benchmark.command_line()}` (backend {args.backend}, {args.threads} torch thread(s); "
-                f"mean ± std over seeds 0..{args.seeds - 1}; per-run log {log}).\n\n" + table(records, models))
-        print(body)
-        if not args.no_write:
-            write_subsection(Path(args.results), "grid25: modes captured and % high-quality samples", body)
+        benchmark.run_and_report("grid25", models, args, config, table, "grid25: modes captured and % high-quality samples")
     if args.loss_share:
         sbody = benchmark.loss_share_table(benchmark.loss_share("grid25", config), benchmark.command_line())
         print(sbody)

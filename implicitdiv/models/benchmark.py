@@ -71,6 +71,20 @@ def run_all(data_name: str, models: list[str], seeds: int, config: TrainConfig, 
     return records
 
 
+def run_and_report(data_name: str, models: list[str], args, config: TrainConfig, table, title: str) -> None:
+    """Train every model over args.seeds seeds, print the table with the command that made it, and
+    (unless --no-write) put it under ``title`` in the results file."""
+    from .report import write_subsection
+
+    log = Path(args.log or f"runs/bench/{data_name}.jsonl")
+    records = run_all(data_name, models, args.seeds, config, args.backend, log)
+    body = (f"Command: `{command_line()}` (backend {args.backend}, {args.threads} torch thread(s); "
+            f"mean ± std over seeds 0..{args.seeds - 1}; per-run log {log}).\n\n" + table(records, models))
+    print(body)
+    if not args.no_write:
+        write_subsection(Path(args.results), title, body)
+
+
 def step_time_ratios(data_name: str, models: list[str], steps: int, config: TrainConfig, repeats: int = 3) -> list[dict]:
     """Per model: median over interleaved repeats of (reference step time / fast step time)."""
     data = load(data_name, seed=0)

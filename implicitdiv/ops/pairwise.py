@@ -28,9 +28,6 @@ import torch
 from ..kernels import load
 from ..reference import pairwise as ref
 
-_EMPTY = torch.empty(0)
-
-
 def _kernels(backend: str):
     return load(backend, "pairwise")
 
