@@ -10,6 +10,7 @@
 
 #include "buffers.h"
 #include "pairwise_engine.h"
+#include "pairwise_fused.h"
 #include "pairwise_points.h"
 
 namespace py = pybind11;
@@ -122,6 +123,57 @@ void sum_rows_backward_t(int kernel, const std::vector<double>& bandwidths, bool
   }
 }
 
+// The training pass (pairwise_fused.h), one weight column: out (B) and the gradients of out for an
+// upstream gradient of 1, gx, ga and, unless sym, gy, gb (0: not wanted). For a symmetric sum the row
+// and column sums belong to the same points and add up; its points sit on both sides, hence 2.
+template <typename T>
+void sum_fused_t(int kernel, const std::vector<double>& bandwidths, bool sym, bool exclude_diag, int64_t batch,
+                 int64_t n, int64_t m, int64_t d, std::uintptr_t x, std::uintptr_t a, std::uintptr_t y,
+                 std::uintptr_t b, std::uintptr_t out, std::uintptr_t gx, std::uintptr_t ga, std::uintptr_t gy,
+                 std::uintptr_t gb, int threads) {
+  const KernelMap<T> map(kernel, bandwidths);
+  const Shape sh = sum_shape(kernel, sym, exclude_diag, d, 1);
+  const int workers = engine::workers_for(threads, n, m, 3 * d + 8);
+  const bool want_f = gx || gy;
+  const int64_t cm = sym ? n : m;
+  std::vector<double> gf(want_f ? n * d : 0), rowsum(want_f ? n : 0), direct(want_f ? n * d : 0), kw(n);
+  std::vector<double> cgf(want_f ? cm * d : 0), colsum(want_f ? cm : 0), ckw(cm);
+  const double factor = sym ? 2.0 : 1.0;
+  for (int64_t e = 0; e < batch; ++e) {
+    const PointPair<T> pts(sh, at<T>(x, e * n * d), n, sym ? nullptr : at<T>(y, e * m * d), m);
+    const T* ae = at<T>(a, e * n);
+    const Side<T> R = side(pts.x, ae);
+    const Side<T> C = sym ? R : side(pts.y, at<T>(b, e * m));
+    const bool distance = sh.score == Score::distance;
+    engine::RowGrads<T> ro;
+    ro.gf = want_f ? gf.data() : nullptr;
+    ro.rowsum = want_f ? rowsum.data() : nullptr;
+    ro.direct = want_f && distance ? direct.data() : nullptr;
+    ro.kw = kw.data();
+    engine::ColGrads co;
+    co.gf = want_f ? cgf.data() : nullptr;
+    co.colsum = want_f ? colsum.data() : nullptr;
+    co.kw = ckw.data();
+    engine::sum_fused(sh, map, R, C, want_f, ro, co, workers);
+    if (sym) {
+      for (int64_t i = 0; i < n; ++i) kw[i] += ckw[i];
+      if (want_f) {
+        for (int64_t i = 0; i < n; ++i) rowsum[i] += colsum[i];
+        for (int64_t k = 0; k < n * d; ++k) gf[k] += cgf[k];
+      }
+    }
+    double total = 0.0;
+    for (int64_t i = 0; i < n; ++i) total += static_cast<double>(ae[i]) * kw[i];
+    ptr<double>(out)[e] = total;
+    if (gx) pts.x.gradient(gf.data(), rowsum.data(), distance ? direct.data() : nullptr, factor, ptr<T>(gx) + e * n * d);
+    if (ga)
+      for (int64_t i = 0; i < n; ++i) ptr<T>(ga)[e * n + i] = static_cast<T>(factor * kw[i]);
+    if (!sym && gy) pts.y.gradient(cgf.data(), colsum.data(), nullptr, 1.0, ptr<T>(gy) + e * m * d);
+    if (!sym && gb)
+      for (int64_t j = 0; j < m; ++j) ptr<T>(gb)[e * m + j] = static_cast<T>(ckw[j]);
+  }
+}
+
 template <typename T>
 void mixture_forward_t(int64_t n, int64_t m, int64_t D, std::uintptr_t z_feat, std::uintptr_t comp_feat,
                        std::uintptr_t comp_term, std::uintptr_t out, int threads) {
@@ -186,6 +238,18 @@ void sum_rows_backward(bool is_double, int kernel, std::vector<double> bandwidth
                                threads);
 }
 
+void sum_fused(bool is_double, int kernel, std::vector<double> bandwidths, bool sym, bool exclude_diag,
+               int64_t batch, int64_t n, int64_t m, int64_t d, std::uintptr_t x, std::uintptr_t a, std::uintptr_t y,
+               std::uintptr_t b, std::uintptr_t out, std::uintptr_t gx, std::uintptr_t ga, std::uintptr_t gy,
+               std::uintptr_t gb, int threads) {
+  check_sizes(batch, n, m, d);
+  py::gil_scoped_release release;
+  if (is_double)
+    sum_fused_t<double>(kernel, bandwidths, sym, exclude_diag, batch, n, m, d, x, a, y, b, out, gx, ga, gy, gb, threads);
+  else
+    sum_fused_t<float>(kernel, bandwidths, sym, exclude_diag, batch, n, m, d, x, a, y, b, out, gx, ga, gy, gb, threads);
+}
+
 void mixture_forward(bool is_double, int64_t n, int64_t m, int64_t D, std::uintptr_t z_feat, std::uintptr_t comp_feat,
                      std::uintptr_t comp_term, std::uintptr_t out, int threads) {
   check_sizes(1, n, m, D);
@@ -224,6 +288,12 @@ void bind_pairwise(py::module_& m) {
         py::arg("is_double"), py::arg("kernel"), py::arg("bandwidths"), py::arg("sym"), py::arg("exclude_diag"),
         py::arg("batch"), py::arg("n"), py::arg("m"), py::arg("d"), py::arg("p"), py::arg("x"), py::arg("a"),
         py::arg("y"), py::arg("b"), py::arg("g"), py::arg("factor"), py::arg("gx"), py::arg("ga"), py::arg("threads"));
+  m.def("pairwise_sum_fused", &sum_fused,
+        "out (B) float64 = sum_ij a_i k(x_i, y_j) b_j and its gradients gx, ga, gy, gb for an upstream gradient of "
+        "1, from one pass over the pairs (sym: y = x, b = a; gy, gb unused); 0 for a gradient not wanted",
+        py::arg("is_double"), py::arg("kernel"), py::arg("bandwidths"), py::arg("sym"), py::arg("exclude_diag"),
+        py::arg("batch"), py::arg("n"), py::arg("m"), py::arg("d"), py::arg("x"), py::arg("a"), py::arg("y"),
+        py::arg("b"), py::arg("out"), py::arg("gx"), py::arg("ga"), py::arg("gy"), py::arg("gb"), py::arg("threads"));
   m.def("pairwise_mixture_forward", &mixture_forward,
         "out (n) = logsumexp_j (<f_i, f_j> + t_j) - log m, tiled", py::arg("is_double"), py::arg("n"), py::arg("m"),
         py::arg("features"), py::arg("z_feat"), py::arg("comp_feat"), py::arg("comp_term"), py::arg("out"),

@@ -63,12 +63,14 @@ struct Points {
   const T* terms() const { return distance ? term.get() : nullptr; }
   const T* coordinates() const { return distance ? x : nullptr; }
 
-  // grad x (n, d) = factor * the chain rule above, from the row pass's sums (see RowGrads).
+  // grad x (n, d) = factor * the chain rule above, from the row pass's sums (see RowGrads; direct
+  // may be null when the near pairs' terms are already in gf, negated, as in ColGrads).
   void gradient(const double* gf, const double* rowsum, const double* direct, double factor, T* out) const {
     for (int64_t i = 0; i < n; ++i)
       for (int64_t k = 0; k < d; ++k) {
         const int64_t e = i * d + k;
-        const double g = distance ? 2.0 * (static_cast<double>(feat.get()[e]) * rowsum[i] - gf[e] + direct[e]) : gf[e];
+        const double near = direct ? direct[e] : 0.0;
+        const double g = distance ? 2.0 * (static_cast<double>(feat.get()[e]) * rowsum[i] - gf[e] + near) : gf[e];
         out[e] = static_cast<T>(factor * g);
       }
   }

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <memory>
 #include <new>
+#include <type_traits>
 
 #include "pairwise_simd.h"
 
@@ -111,10 +112,11 @@ void dot_tile(const T* X, int64_t rows, int64_t k, const T* panel, T* S) {
   }
 }
 
-// T[r][c] += sum_j K[r][j] * Z[j][c] for r < rows, c < kp (Z packed by pack_rows: TJ x kp, kp a
-// multiple of W), vectorized over c with RB x QV accumulators in registers; T is double.
-template <typename T, int QV>
-inline void contract_block(const T* K, int64_t r0, int64_t rows, const T* Z, int64_t kp, int64_t c0, double* out) {
+// out[r][c] += sum_j K[r][j] * Z[j][c] for r < rows, c < kp (Z packed by pack_rows: TJ x kp, kp a
+// multiple of W), vectorized over c with RB x QV accumulators in registers; out is double, or T for
+// callers that add it into double themselves every few tiles.
+template <typename T, int QV, typename Out>
+inline void contract_block(const T* K, int64_t r0, int64_t rows, const T* Z, int64_t kp, int64_t c0, Out* out) {
   typedef Vec<T> V;
   constexpr int W = Lanes<T>::W;
   const int64_t tj = TJ<T>;
@@ -132,14 +134,19 @@ inline void contract_block(const T* K, int64_t r0, int64_t rows, const T* Z, int
     }
   }
   for (int r = 0; r < RB && r0 + r < rows; ++r) {
-    double* o = out + (r0 + r) * kp + c0;
-    for (int v = 0; v < QV; ++v)
-      for (int l = 0; l < W; ++l) o[v * W + l] += static_cast<double>(acc[r][v][l]);
+    Out* o = out + (r0 + r) * kp + c0;
+    for (int v = 0; v < QV; ++v) {
+      if constexpr (std::is_same<Out, T>::value) {
+        simd::store(o + v * W, simd::load(o + v * W) + acc[r][v]);
+      } else {
+        for (int l = 0; l < W; ++l) o[v * W + l] += static_cast<Out>(acc[r][v][l]);
+      }
+    }
   }
 }
 
-template <typename T>
-void contract_wide(const T* K, int64_t rows, const T* Z, int64_t kp, double* out) {
+template <typename T, typename Out>
+void contract_wide(const T* K, int64_t rows, const T* Z, int64_t kp, Out* out) {
   constexpr int W = Lanes<T>::W;
   for (int64_t r0 = 0; r0 < rows; r0 += RB) {
     int64_t c0 = 0;
@@ -148,6 +155,17 @@ void contract_wide(const T* K, int64_t rows, const T* Z, int64_t kp, double* out
     if (rest == 3) contract_block<T, 3>(K, r0, rows, Z, kp, c0, out);
     if (rest == 2) contract_block<T, 2>(K, r0, rows, Z, kp, c0, out);
     if (rest == 1) contract_block<T, 1>(K, r0, rows, Z, kp, c0, out);
+  }
+}
+
+// out[e] += acc[e] for e < n, then acc = 0 (acc 64-byte aligned, n a multiple of W).
+template <typename T>
+void flush_wide(T* acc, int64_t n, double* out) {
+  constexpr int W = Lanes<T>::W;
+  for (int64_t e = 0; e < n; e += W) {
+    const Vec<T> v = simd::load(acc + e);
+    for (int l = 0; l < W; ++l) out[e + l] += static_cast<double>(v[l]);
+    simd::store(acc + e, Vec<T>{});
   }
 }
 

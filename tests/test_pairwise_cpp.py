@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import implicitdiv as idv
 from implicitdiv.backend import resolve
+from implicitdiv.kernels.cpp import pairwise as cpp_pairwise
 from implicitdiv.reference.kernels import KERNELS
 
 from .cases import kernel_sum_calls, mixture_calls, mmd2_calls
@@ -102,6 +104,74 @@ def test_mixture_many_components(dtype):
                "logvars": rng.uniform(-2.0, 1.0, (1100, 12))}
     check_equivalence(idv.gaussian_mixture_logpdf, tensors, backend="cpp", dtype=dtype,
                       grad_names=tuple(tensors), double_backward=False)
+
+
+# ---- the training pass: value and every gradient from one walk over the pairs -------------------
+# With one weight column and an input that needs a gradient, the forward runs the training pass
+# (csrc/pairwise_fused.h) and the backward only scales its gradients. It must equal the forward then
+# backward schedule; float64 to 1e-10 and float32 to 1e-4 of the largest entry (both schedules
+# round the same pair terms in float32 but add them in different orders).
+
+def _close(got, want, dtype):
+    tol = 1e-10 if dtype == torch.float64 else 1e-4
+    err = (got - want).abs().max() / want.abs().max().clamp(min=1e-30)
+    assert err <= tol, f"relative error {err:.2e} above {tol:.0e}"
+
+
+@settings(max_examples=40)
+@given(st.integers(1, 3), st.integers(1, 300), st.integers(1, 300), st.integers(1, 24), st.sampled_from(KERNELS),
+       st.sampled_from([torch.float32, torch.float64]), st.booleans(), st.integers(0, 2**31 - 1))
+def test_training_pass_equals_forward_then_backward(batch, n, m, d, kernel, dtype, exclude_diag, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, n, d, generator=g, dtype=dtype)
+    y = torch.randn(batch, m, d, generator=g, dtype=dtype) + 0.3
+    x[:, 0] = y[:, 0]  # a pair recomputed from differences
+    a = torch.rand(batch, n, 1, generator=g, dtype=dtype)
+    b = torch.randn(batch, m, 1, generator=g, dtype=dtype)
+    one = torch.ones(batch, 1, dtype=dtype)
+    bw = (0.7, 2.0)
+    everything = (True,) * 4
+    want = (cpp_pairwise.kernel_sum_forward(x, y, a, b, kernel, bw),
+            *cpp_pairwise.kernel_sum_backward(one, x, y, a, b, kernel, bw, everything))
+    for got, expected in zip(cpp_pairwise.kernel_sum_fused(x, y, a, b, kernel, bw, everything), want):
+        _close(got, expected, dtype)
+    want = (cpp_pairwise.kernel_sum_sym_forward(x, a, kernel, bw, exclude_diag),
+            *cpp_pairwise.kernel_sum_sym_backward(one, x, a, kernel, bw, exclude_diag, (True, True)))
+    for got, expected in zip(cpp_pairwise.kernel_sum_sym_fused(x, a, kernel, bw, exclude_diag, (True, True)), want):
+        _close(got, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_training_pass_many_tiles(dtype, kernel):
+    rng = np.random.default_rng(8)
+    n, m, d = 700, 1100, 40  # several chunks of row tiles, and > 16 column tiles per row
+    tensors = {"x": rng.standard_normal((n, d)) / np.sqrt(d), "y": rng.standard_normal((m, d)) / np.sqrt(d) + 0.1,
+               "x_weights": rng.standard_normal(n), "y_weights": rng.standard_normal(m)}
+    kmax = {"energy": 3.0, "linear": 3.0 * d}.get(kernel, len(BW_MIX))
+    kwargs = {"kernel": kernel, "bandwidth": BW_MIX}
+    check_equivalence(idv.kernel_sum, tensors, backend="cpp", dtype=dtype, kwargs=kwargs, grad_names=tuple(tensors),
+                      double_backward=False, scales={"out0": n * m * kmax})
+    sym = {"x": tensors["x"], "x_weights": tensors["x_weights"]}
+
+    def sym_sum(x, x_weights, **kw):
+        return idv.kernel_sum(x, x, x_weights=x_weights, y_weights=x_weights, **kw)
+
+    check_equivalence(sym_sum, sym, backend="cpp", dtype=dtype, kwargs=kwargs, grad_names=tuple(sym),
+                      double_backward=False, scales={"out0": n * n * kmax})
+
+
+def test_training_pass_gradients_survive_a_second_backward():
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(120, 5, generator=g, requires_grad=True)
+    y = torch.randn(90, 5, generator=g, requires_grad=True)
+    loss = idv.mmd2(x, y, bandwidth=1.5, backend="cpp")
+    first = torch.autograd.grad(2.0 * loss, (x, y), retain_graph=True)
+    second = torch.autograd.grad(2.0 * loss, (x, y))
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+    with torch.no_grad():
+        plain = idv.mmd2(x, y, bandwidth=1.5, backend="cpp")
+    _close(loss.detach(), plain, torch.float32)
 
 
 # ---- gradcheck in float64 through the public functions ------------------------------------------

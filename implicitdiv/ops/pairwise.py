@@ -15,6 +15,16 @@ The backend string picks the kernel module (implicitdiv.kernels.<backend>.pairwi
   mixture_logpdf_forward(z, means, logvars) -> (N,)
   mixture_logpdf_backward(g, z, means, logvars, out, needs) -> (gz, gm, glv)
 
+and may provide the training pass of the sums with one weight column, which returns the sum with
+its gradients for an upstream gradient of 1 from one walk over the pairs:
+
+  kernel_sum_fused(x, y, a, b, kernel, bandwidths, needs) -> (out, gx, gy, ga, gb)
+  kernel_sum_sym_fused(x, a, kernel, bandwidths, exclude_diag, needs) -> (out, gx, ga)
+
+When it does, a forward in grad mode with an input that needs a gradient runs that pass and the
+backward only scales the saved gradients by the upstream one (a forward whose result is never
+differentiated then costs the training pass instead of the plain sum).
+
 The Triton kernels also take precision="ieee" (exact float32 products) or "tf32" (tensor cores).
 
 Inputs reach the kernels contiguous, of one dtype and device. A backward run with create_graph=True
@@ -76,25 +86,62 @@ def _(g, x, y, a, b, kernel, bandwidths, backend, precision, needs):
     return tuple(t.new_empty(t.shape) if need else t.new_empty(0) for t, need in zip((x, y, a, b), needs))
 
 
+@torch.library.custom_op("implicitdiv::kernel_sum_fused", mutates_args=())
+def _kernel_sum_fused_op(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b: torch.Tensor, kernel: str,
+                         bandwidths: list[float], backend: str, needs: list[bool]
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    out, *grads = _kernels(backend).kernel_sum_fused(x, y, a, b, kernel, tuple(bandwidths), tuple(needs))
+    return (out, *(_or_empty(t, x) for t in grads))
+
+
+@_kernel_sum_fused_op.register_fake
+def _(x, y, a, b, kernel, bandwidths, backend, needs):
+    grads = (t.new_empty(t.shape) if need else t.new_empty(0) for t, need in zip((x, y, a, b), needs))
+    return (a.new_empty((a.shape[0], 1)), *grads)
+
+
+# The kernel modules that provide the training pass (named here, not looked up, so that
+# torch.compile traces the choice without importing anything).
+FUSED_BACKENDS = frozenset({"cpp"})
+
+
+def _use_fused(backend, grad_mode, needs, a) -> bool:
+    return grad_mode and any(needs) and a.shape[-1] == 1 and backend in FUSED_BACKENDS
+
+
+def _scaled(grads, g):
+    """The saved unit-upstream gradients times the upstream g (B, 1), None where absent."""
+    g = g.reshape(g.shape[0], 1, 1)
+    return tuple(None if t is None else t * g for t in grads)
+
+
 class KernelSumFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, y, a, b, kernel, bandwidths, backend, precision):
-        ctx.save_for_backward(x, y, a, b)
+    def forward(ctx, x, y, a, b, kernel, bandwidths, backend, precision, grad_mode):
         ctx.config = (kernel, bandwidths, backend, precision)
+        needs = list(ctx.needs_input_grad[:4])
+        ctx.fused = _use_fused(backend, grad_mode, needs, a)
+        if ctx.fused:
+            out, *grads = _kernel_sum_fused_op(x, y, a, b, kernel, list(bandwidths), backend, needs)
+            ctx.save_for_backward(x, y, a, b, *grads)
+            return out
+        ctx.save_for_backward(x, y, a, b)
         return _kernel_sum_op(x, y, a, b, kernel, list(bandwidths), backend, precision)
 
     @staticmethod
     def backward(ctx, g):
-        x, y, a, b = ctx.saved_tensors
+        x, y, a, b = ctx.saved_tensors[:4]
         kernel, bandwidths, backend, precision = ctx.config
         needs = list(ctx.needs_input_grad[:4])
         if torch.is_grad_enabled():
             out = ref.kernel_sum(x, y, a, b, kernel, bandwidths)
             grads = _grads_through(out, (x, y, a, b), needs, g)
+        elif ctx.fused:
+            grads = _scaled((_or_none(t) if n else None for t, n in zip(ctx.saved_tensors[4:], needs)), g)
         else:
             grads = tuple(_or_none(t) for t in _kernel_sum_backward_op(g.contiguous(), x, y, a, b, kernel, list(bandwidths),
                                                                        backend, precision, needs))
-        return (*grads, None, None, None, None)
+        return (*grads, None, None, None, None, None)
 
 
 # ---- kernel_sum_sym ----------------------------------------------------------------------------
@@ -124,25 +171,46 @@ def _(g, x, a, kernel, bandwidths, exclude_diag, backend, precision, needs):
     return tuple(t.new_empty(t.shape) if need else t.new_empty(0) for t, need in zip((x, a), needs))
 
 
+@torch.library.custom_op("implicitdiv::kernel_sum_sym_fused", mutates_args=())
+def _kernel_sum_sym_fused_op(x: torch.Tensor, a: torch.Tensor, kernel: str, bandwidths: list[float], exclude_diag: bool,
+                             backend: str, needs: list[bool]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    out, gx, ga = _kernels(backend).kernel_sum_sym_fused(x, a, kernel, tuple(bandwidths), exclude_diag, tuple(needs))
+    return out, _or_empty(gx, x), _or_empty(ga, x)
+
+
+@_kernel_sum_sym_fused_op.register_fake
+def _(x, a, kernel, bandwidths, exclude_diag, backend, needs):
+    grads = (t.new_empty(t.shape) if need else t.new_empty(0) for t, need in zip((x, a), needs))
+    return (a.new_empty((a.shape[0], 1)), *grads)
+
+
 class KernelSumSymFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, a, kernel, bandwidths, exclude_diag, backend, precision):
-        ctx.save_for_backward(x, a)
+    def forward(ctx, x, a, kernel, bandwidths, exclude_diag, backend, precision, grad_mode):
         ctx.config = (kernel, bandwidths, exclude_diag, backend, precision)
+        needs = list(ctx.needs_input_grad[:2])
+        ctx.fused = _use_fused(backend, grad_mode, needs, a)
+        if ctx.fused:
+            out, gx, ga = _kernel_sum_sym_fused_op(x, a, kernel, list(bandwidths), exclude_diag, backend, needs)
+            ctx.save_for_backward(x, a, gx, ga)
+            return out
+        ctx.save_for_backward(x, a)
         return _kernel_sum_sym_op(x, a, kernel, list(bandwidths), exclude_diag, backend, precision)
 
     @staticmethod
     def backward(ctx, g):
-        x, a = ctx.saved_tensors
+        x, a = ctx.saved_tensors[:2]
         kernel, bandwidths, exclude_diag, backend, precision = ctx.config
         needs = list(ctx.needs_input_grad[:2])
         if torch.is_grad_enabled():
             out = ref.kernel_sum_sym(x, a, kernel, bandwidths, exclude_diag)
             grads = _grads_through(out, (x, a), needs, g)
+        elif ctx.fused:
+            grads = _scaled((_or_none(t) if n else None for t, n in zip(ctx.saved_tensors[2:], needs)), g)
         else:
             grads = tuple(_or_none(t) for t in _kernel_sum_sym_backward_op(g.contiguous(), x, a, kernel, list(bandwidths),
                                                                            exclude_diag, backend, precision, needs))
-        return (*grads, None, None, None, None, None)
+        return (*grads, None, None, None, None, None, None)
 
 
 # ---- mixture_logpdf ----------------------------------------------------------------------------
@@ -204,14 +272,14 @@ def kernel_sum(x, y, a, b, kernel, bandwidths, backend, precision="ieee"):
     if backend == "reference":
         return ref.kernel_sum(x, y, a, b, kernel, tuple(bandwidths))
     return KernelSumFunction.apply(x.contiguous(), y.contiguous(), a.contiguous(), b.contiguous(), kernel, tuple(bandwidths),
-                                   backend, precision)
+                                   backend, precision, torch.is_grad_enabled())
 
 
 def kernel_sum_sym(x, a, kernel, bandwidths, exclude_diag, backend, precision="ieee"):
     if backend == "reference":
         return ref.kernel_sum_sym(x, a, kernel, tuple(bandwidths), bool(exclude_diag))
     return KernelSumSymFunction.apply(x.contiguous(), a.contiguous(), kernel, tuple(bandwidths), bool(exclude_diag), backend,
-                                      precision)
+                                      precision, torch.is_grad_enabled())
 
 
 def mixture_logpdf(z, means, logvars, backend):

@@ -96,6 +96,34 @@ def kernel_sum_sym_backward(g, x, a, kernel, bandwidths, exclude_diag, needs):
     return _row_grads(x, a, None, None, g, kernel, bandwidths, True, bool(exclude_diag), needs, 2.0)
 
 
+def _fused(x, a, y, b, kernel, bandwidths, sym: bool, exclude_diag: bool, needs):
+    batch, n, d = x.shape
+    m = n if sym else y.shape[1]
+    out = torch.empty(batch, dtype=torch.float64)
+    grads = [torch.empty_like(t) if need else None for t, need in zip((x, a, y, b), needs)]
+    _C.pairwise_sum_fused(x.dtype == torch.float64, KERNEL_CODES[kernel], list(bandwidths), sym, exclude_diag, batch,
+                          n, m, d, x.data_ptr(), a.data_ptr(), _address(y), _address(b), out.data_ptr(),
+                          *(_address(t) for t in grads), _threads())
+    return (out.to(x.dtype).unsqueeze(1), *grads)
+
+
+def kernel_sum_fused(x, y, a, b, kernel, bandwidths, needs):
+    """Training pass, one weight column: (out, gx, gy, ga, gb) with out_b = sum_ij a_bi k(x_bi, y_bj) b_bj,
+    (B, 1), and its gradients for an upstream gradient of 1 (None where not needed), all from one
+    pass that scores each pair once and contracts it both ways (csrc/pairwise_fused.h)."""
+    x, y, a, b = (prepare(t) for t in (x, y, a, b))
+    out, gx, ga, gy, gb = _fused(x, a, y, b, kernel, bandwidths, False, False, (needs[0], needs[2], needs[1], needs[3]))
+    return out, gx, gy, ga, gb
+
+
+def kernel_sum_sym_fused(x, a, kernel, bandwidths, exclude_diag, needs):
+    """Training pass of the symmetric sum, one weight column: (out, gx, ga), each unordered tile pair
+    scored once."""
+    x, a = prepare(x), prepare(a)
+    out, gx, ga, _, _ = _fused(x, a, None, None, kernel, bandwidths, True, bool(exclude_diag), (*needs, False, False))
+    return out, gx, ga
+
+
 def _mixture_features(z, means, logvars):
     """Float64 pieces: shifted z and means, w = exp(-lv), and the engine's features and terms."""
     center = _finite_mean(means)[0]
