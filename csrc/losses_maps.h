@@ -29,16 +29,34 @@ inline constexpr const char* kMapNames[] = {"softplus_neg", "softplus", "relu_on
                                             "pearson"};
 static_assert(sizeof(kMapNames) / sizeof(kMapNames[0]) == static_cast<int>(Map::kCount), "one name per map");
 
+// The softplus maps start from a part that depends on |v| only (lossmath::SoftplusCore), so when one
+// logit vector carries both softplus(v) and softplus(-v) -- the fake logits under the GAN and JS
+// discriminators with the non-saturating generator -- ratio_terms evaluates that part once for
+// the two (shares_core). from_core gives the same bits as apply_map, which is built on it.
+template <Map M>
+inline constexpr bool is_softplus = M == Map::kSoftplus || M == Map::kSoftplusNeg;
+
+template <Map M1, Map M2>
+inline constexpr bool shares_core = M1 != M2 && is_softplus<M1> && is_softplus<M2>;
+
+template <Map M, typename T>
+inline T from_core(T v, const lossmath::SoftplusCore<T>& c, T& d) {
+  static_assert(is_softplus<M>, "only the softplus maps have a core");
+  if constexpr (M == Map::kSoftplusNeg) {
+    T sig;
+    const T f = lossmath::softplus(-v, c, sig);
+    d = -sig;
+    return f;
+  } else {
+    return lossmath::softplus(v, c, d);
+  }
+}
+
 template <Map M, typename T>
 inline T apply_map(T v, T& d) {
   namespace lm = lossmath;
-  if constexpr (M == Map::kSoftplusNeg) {
-    T sig;
-    const T f = lm::softplus(-v, sig);
-    d = -sig;
-    return f;
-  } else if constexpr (M == Map::kSoftplus) {
-    return lm::softplus(v, d);
+  if constexpr (is_softplus<M>) {
+    return from_core<M>(v, lm::softplus_core(v), d);
   } else if constexpr (M == Map::kReluOneMinus) {
     const T a = T(1) - v;  // as torch's relu: derivative 0 where a <= 0 (the kink too), 1 elsewhere
     d = a <= T(0) ? T(0) : T(-1);

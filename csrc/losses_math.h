@@ -52,12 +52,34 @@ struct Consts<float> {
 };
 
 template <typename T>
+inline typename Consts<T>::UInt bits(T x) {
+  typename Consts<T>::UInt out;
+  std::memcpy(&out, &x, sizeof(T));
+  return out;
+}
+
+template <typename T>
+inline T from_bits(typename Consts<T>::UInt b) {
+  T out;
+  std::memcpy(&out, &b, sizeof(T));
+  return out;
+}
+
+// c ? a : b on the bits. Written as a conditional with a constant arm (a clamp), GCC threads the
+// constant through everything after it, and the vectorized loop then evaluates log1p and the
+// divisions of softplus twice under complementary masks; a select on the bits is straight-line
+// code that it keeps as one blend.
+template <typename T>
+inline T select(bool c, T a, T b) {
+  using U = typename Consts<T>::UInt;
+  const U mask = U(0) - U(c);
+  return from_bits<T>((bits(a) & mask) | (bits(b) & ~mask));
+}
+
+template <typename T>
 inline T pow2(typename Consts<T>::Int k) {
   using C = Consts<T>;
-  const typename C::UInt bits = static_cast<typename C::UInt>(k + C::kBias) << C::kMantissa;
-  T out;
-  std::memcpy(&out, &bits, sizeof(T));
-  return out;
+  return from_bits<T>(static_cast<typename C::UInt>(k + C::kBias) << C::kMantissa);
 }
 
 // x = n ln2 + r with |r| <= ln2/2: e^x = h1 * h2 * (1 + pm1), pm1 = e^r - 1, 2^n = h1 * h2 (split so
@@ -71,17 +93,20 @@ struct ExpParts {
 template <typename T>
 inline ExpParts<T> exp_parts(T x) {
   using C = Consts<T>;
-  T xc = x > C::kHi ? C::kHi : x;  // NaN compares false and stays NaN
-  xc = xc < C::kLo ? C::kLo : xc;
-  const T safe = xc == xc ? xc : T(0);
-  const T n = (safe * C::kLog2e + C::kShift) - C::kShift;
+  T xc = select(x > C::kHi, C::kHi, x);  // NaN compares false and stays NaN
+  xc = select(xc < C::kLo, C::kLo, xc);
+  // Adding kShift rounds to an integer n that then sits in the low mantissa bits of `shifted`; n is
+  // read from those bits, not by a float-to-int conversion (undefined for NaN, and a NaN test would
+  // be one more constant arm). A NaN x leaves pm1 and so the result NaN whatever n's bits are.
+  const T shifted = xc * C::kLog2e + C::kShift;
+  const T n = shifted - C::kShift;
   T r = xc - n * C::kLn2Hi;
   r = r - n * C::kLn2Lo;
   T p = C::kExpCoef[C::kExpTerms - 1];
   for (int k = C::kExpTerms - 2; k >= 0; --k) p = p * r + C::kExpCoef[k];
   ExpParts<T> out;
   out.pm1 = r + r * r * p;
-  out.n = static_cast<typename C::Int>(n);
+  out.n = static_cast<typename C::Int>(bits(shifted) - bits(C::kShift));
   const typename C::Int half = out.n >> 1;
   out.h1 = pow2<T>(half);
   out.h2 = pow2<T>(out.n - half);
@@ -121,19 +146,39 @@ inline T log1p_unit(T u) {
   return T(2) * s * p;
 }
 
-// softplus(v) = log(1 + e^v) and its derivative sigmoid(v), both from u = e^-|v|. Like
+// The part of softplus that depends on |v| only, so softplus(v) and softplus(-v) can share it:
+// u = e^-|v|, log1p(u) and 1/(1 + u).
+template <typename T>
+struct SoftplusCore {
+  T u, log1p_u, inv;
+};
+
+template <typename T>
+inline SoftplusCore<T> softplus_core(T v) {
+  const T a = v < T(0) ? -v : v;
+  SoftplusCore<T> c;
+  c.u = exp(-a);
+  c.log1p_u = log1p_unit(c.u);
+  c.inv = T(1) / (T(1) + c.u);
+  return c;
+}
+
+// softplus(v) = max(v, 0) + log(1 + e^-|v|) and its derivative sigmoid(v) = 1/(1 + u) for v >= 0,
+// u/(1 + u) below, from c = softplus_core(v) or softplus_core(-v) (the same bits). Like
 // torch.nn.functional.softplus, v > 20 gives v and derivative 1 exactly.
 template <typename T>
-inline T softplus(T v, T& sigmoid) {
-  const T a = v < T(0) ? -v : v;
-  const T u = exp(-a);
+inline T softplus(T v, const SoftplusCore<T>& c, T& sigmoid) {
   const T pos = v > T(0) ? v : T(0);
-  const T sp = pos + log1p_unit(u);
-  const T inv = T(1) / (T(1) + u);
-  const T sig = v >= T(0) ? inv : u * inv;
+  const T sp = pos + c.log1p_u;
+  const T sig = v >= T(0) ? c.inv : c.u * c.inv;
   const bool linear = v > T(20);
-  sigmoid = linear ? T(1) : sig;
-  return linear ? v : sp;
+  sigmoid = select(linear, T(1), sig);
+  return select(linear, v, sp);  // a branch here would let GCC sink sp into it and not vectorize
+}
+
+template <typename T>
+inline T softplus(T v, T& sigmoid) {
+  return softplus(v, softplus_core(v), sigmoid);
 }
 
 // tanh(v) = sign(v) (1 - e^-2|v|) / (1 + e^-2|v|) and its derivative 4 e^-2|v| / (1 + e^-2|v|)^2.
