@@ -4,7 +4,11 @@ Every ratio loss is a sum of terms scale * (f(v) + offset) over logit vectors, f
 elementwise maps below (the kind tables say which), scale = sign/n for a mean over n logits, sign
 for a sum or "none". One forward op (implicitdiv::ratio_losses) reads each logit vector once and writes the
 losses and, when an input needs a gradient, the scaled derivatives scale * f'(v) in the same pass;
-the backward multiplies those by the incoming gradient and never touches the logits again. With
+the backward scales (and where terms share a derivative buffer, shifts) those by the incoming
+gradients and never touches the logits again. Terms on one input whose derivatives are affine in one
+quantity (softplus(v) and softplus(-v): sigmoid(v) and sigmoid(v) - 1) share one buffer, see
+derivative_plan: one buffer less to allocate and write in the forward, and one in-place pass less in
+the backward. With
 create_graph=True (grad mode on inside backward) the backward recomputes through the differentiable
 reference instead, so double backward is exact. The saved derivatives are handed to the first
 backward, which scales them in place into the gradients (no new buffers); a repeated backward
@@ -73,6 +77,61 @@ def generator_term(kind: str, saturating: bool):
     return _negated(CONJUGATE[kind]) if saturating else NEG_ACTIVATION[kind]
 
 
+# ---- shared derivatives --------------------------------------------------------------------------
+
+# f'(v) = a * q(v) + b for the quantity q of a family; a constant derivative (family None) fits any
+# family. The families' q are finite for finite v; a map not listed keeps a buffer of its own even
+# beside itself, since folding several terms' upstream gradients into one factor of an infinite
+# derivative (exp(v - 1) at v = 1e4 in float32) would turn the reference's inf - inf = NaN into inf.
+DERIVATIVE_FAMILY = {
+    "softplus": ("sigmoid", 1.0, 0.0),
+    "softplus_neg": ("sigmoid", 1.0, -1.0),
+    "half_sq": ("v", 1.0, 0.0),
+    "half_sq_shift": ("v", 1.0, -1.0),
+    "pearson": ("v", 0.5, 1.0),
+    "tanh": ("tanh", 1.0, 0.0),
+    "linear": (None, 0.0, 1.0),
+}
+# How far the affine form can stray from two different maps' own derivatives, at the scale of those
+# derivatives (1). Like torch's, the softplus map is the identity above 20 (derivative exactly 1),
+# so through one shared sigmoid either softplus(v) below -20 or softplus(-v) above 20 is off by at
+# most sigmoid(-20) = 2.1e-9: below float32's rounding at that scale (half an ulp of 1, 6e-8), not
+# below float64's, so those two share a buffer in float32 only.
+FAMILY_DEVIATION = {"sigmoid": 2.1e-9}
+
+
+def derivative_plan(terms, xs, mean, needs):
+    """Per term, None (its input needs no gradient) or (carrier, k, e): the gradient of the term's
+    input through it is g * (k * D + e), g its upstream gradient, D the derivative buffer
+    scale_c * f_c'(x) of the carrier term c, which only carriers write. Terms of one input and one
+    DERIVATIVE_FAMILY share a carrier: with f' = a q + b, f_t' = (a_t/a_c) f_c' + b_t - a_t b_c / a_c,
+    and scale_t / scale_c = sign_t / sign_c."""
+    plan = [None] * len(terms)
+    for i, x in enumerate(xs):
+        if not needs[i]:
+            continue
+        n = x.numel() if mean else 1
+        mine = [k for k, t in enumerate(terms) if t[0] == i]
+        form = {k: DERIVATIVE_FAMILY.get(terms[k][1], (("alone", k), 1.0, 0.0)) for k in mine}
+        carriers: list[int] = []
+        for k in sorted(mine, key=lambda k: form[k][0] is None):  # constant derivatives join last
+            (family, a, b), sign = form[k], terms[k][2]
+            for c in carriers:
+                (fc, ac, bc), sign_c = form[c], terms[c][2]
+                if family is None:
+                    plan[k] = (c, 0.0, sign * b / n)
+                elif family == fc and (terms[c][1] == terms[k][1]
+                                       or FAMILY_DEVIATION.get(fc, 0.0) <= torch.finfo(x.dtype).eps / 2):
+                    plan[k] = (c, sign / sign_c * a / ac, sign * (b - a * bc / ac) / n)
+                else:
+                    continue
+                break
+            else:
+                carriers.append(k)
+                plan[k] = (k, 1.0, 0.0)
+    return plan
+
+
 # ---- the op ------------------------------------------------------------------------------------
 
 @torch.library.custom_op("implicitdiv::ratio_losses", mutates_args=())
@@ -92,35 +151,49 @@ def _(xs, inputs, maps, signs, offsets, outs, n_out, reduce, mean, want, backend
 class RatioLossFunction(torch.autograd.Function):
     """forward(function, args, terms, n_out, reduce, mean, grad_mode, backend, *xs) -> the n_out losses
     (reduce) or one tensor per term; terms are (input, map, sign, offset, out), divided by their
-    input's size when mean; derivatives are
-    written only in grad mode, for inputs that need a gradient. function(*xs, *args) in
+    input's size when mean; derivatives are written only in grad mode, for inputs that need a
+    gradient, one buffer per derivative_plan carrier. function(*xs, *args) in
     implicitdiv.reference.ratio is the differentiable ground truth used for double backward."""
 
     @staticmethod
     def forward(ctx, function, args, terms, n_out, reduce, mean, grad_mode, backend, *xs):
-        want = [grad_mode and bool(ctx.needs_input_grad[8 + t[0]]) for t in terms]
+        needs = [grad_mode and bool(n) for n in ctx.needs_input_grad[8:]]
+        plan = derivative_plan(terms, xs, mean, needs)
+        want = [p is not None and p[0] == k for k, p in enumerate(plan)]
         inputs, maps, signs, offsets, outs = (list(c) for c in zip(*terms))
         results = _ratio_op(list(xs), inputs, ",".join(maps), signs, offsets, outs, n_out, reduce, mean, want, backend)
         count = n_out if reduce else len(terms)
         values, derivs = results[:count], results[count:]
         ctx.save_for_backward(*xs)
-        ctx.derivs = [d for d, w in zip(derivs, want) if w]  # handed over to the first backward
-        ctx.config = (function, args, terms, reduce, want)
+        ctx.derivs = [d if w else None for d, w in zip(derivs, want)]  # handed over to the first backward
+        ctx.config = (function, args, terms, reduce, plan)
         return tuple(values)
 
     @staticmethod
     def backward(ctx, *grads):
-        function, args, terms, reduce, want = ctx.config
+        function, args, terms, reduce, plan = ctx.config
         xs, needs = ctx.saved_tensors, ctx.needs_input_grad[8:]
         if torch.is_grad_enabled() or ctx.derivs is None:  # create_graph, or a repeat with retain_graph
             return (None,) * 8 + reference_grads(getattr(ref, function), (*xs, *args), xs, needs, grads)
-        derivs, ctx.derivs = iter(ctx.derivs), None
-        out: list = [None] * len(xs)
-        for k, (term, w) in enumerate(zip(terms, want)):
-            if not w:
+        derivs, ctx.derivs = ctx.derivs, None
+        scales: dict = {}  # carrier -> sum of g * k over its terms
+        shifts: list = [None] * len(xs)  # input -> sum of g * e over its terms
+        for t, (term, p) in enumerate(zip(terms, plan)):
+            if p is None:
                 continue
-            i, g = term[0], (grads[term[4]] if reduce else grads[k])
-            out[i] = scale_in_place(next(derivs), g) if out[i] is None else out[i].addcmul_(next(derivs), g)
+            c, k, e = p
+            g = grads[term[4]] if reduce else grads[t]
+            if k:
+                scales[c] = (g if k == 1 else k * g) if c not in scales else scales[c] + k * g
+            if e:
+                shifts[term[0]] = e * g if shifts[term[0]] is None else shifts[term[0]] + e * g
+        out: list = [None] * len(xs)
+        for c, a in scales.items():
+            i = terms[c][0]
+            out[i] = scale_in_place(derivs[c], a) if out[i] is None else out[i].addcmul_(derivs[c], a)
+        for i, b in enumerate(shifts):
+            if b is not None:
+                out[i] = out[i].add_(b)
         return (None,) * 8 + tuple(out)
 
 
