@@ -220,6 +220,33 @@ def test_no_derivatives_written_without_grad(backend, monkeypatch):
     assert seen == [[False, True, False], [False, False, False]]
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_shared_derivative_buffers(backend, monkeypatch):
+    """softplus(v) and softplus(-v) on the fake logits share one derivative buffer in float32 only (see
+    ops.FAMILY_DEVIATION); the gradient through either output alone matches the reference either way."""
+    seen = []
+    module = ops.load(backend, "ratio")
+    original = module.ratio_forward
+
+    def spy(xs, terms, n_out, reduce, mean, want):
+        seen.append(list(want))
+        return original(xs, terms, n_out, reduce, mean, want)
+
+    monkeypatch.setattr(module, "ratio_forward", spy)
+    values = torch.tensor([-30.0, -20.5, -20.0, -3.0, 0.0, 0.5, 19.9, 20.5, 30.0, 1e4, -1e4])
+    for dtype, want in ((torch.float32, [True, True, False]), (torch.float64, [True, True, True])):
+        for pick in (0, 1):
+            real, fake = (values.to(dtype).flip(0).requires_grad_(), values.to(dtype).requires_grad_())
+            out = idv.adversarial_losses(real, fake, kind="gan", backend=backend)[pick]
+            got = torch.autograd.grad(out, (real, fake), allow_unused=True, materialize_grads=True)
+            assert seen.pop() == want
+            r, f = (t.detach().double().requires_grad_() for t in (real, fake))
+            out = idv.adversarial_losses(r, f, kind="gan", backend="reference")[pick]
+            ref = torch.autograd.grad(out, (r, f), allow_unused=True, materialize_grads=True)
+            for a, b in zip(got, ref):
+                torch.testing.assert_close(a.double(), b, rtol=0, atol=1e-8 if dtype == torch.float32 else 1e-16)
+
+
 # ---- torch.compile ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("backend", BACKENDS)
