@@ -164,12 +164,12 @@ def measure_floor() -> dict:
 
 
 def engine_work(n: int, d: int, nb: int, backward: bool) -> dict:
-    """Pair evaluations, flops and exps the cpp engine does for biased MMD^2 with N = M = n."""
-    forward_pairs = n * n / 2 + n * n / 2 + n * n
-    backward_pairs = 4 * n * n
-    pairs = forward_pairs + (backward_pairs if backward else 0)
-    flops = 2 * d * forward_pairs + (4 * d * backward_pairs if backward else 0)
-    return {"pairs": pairs, "flops": flops, "exps": pairs * nb, "bytes": 4 * (2 * n * d) * (3 if backward else 1)}
+    """Pair evaluations, flops and exps the cpp engine does for biased MMD^2 with N = M = n: each
+    unordered x-x and y-y pair and each x-y pair once, with a d-long dot product (2d flops), and in
+    the training pass (forward+backward) two d-long contractions more (4d flops)."""
+    pairs = n * n / 2 + n * n / 2 + n * n
+    flops = (6 if backward else 2) * d * pairs
+    return {"pairs": pairs, "flops": flops, "exps": pairs * nb, "bytes": 4 * (2 * n * d) * (2 if backward else 1)}
 
 
 def floor_seconds(work: dict, floor: dict) -> float:

@@ -9,8 +9,11 @@ mixture, this module builds the features in float64:
   f_i = [z_i^2, z_i],  f_j = [-w_j / 2, m_j w_j] with w = exp(-lv),  t_j = -1/2 sum(m_j^2 w_j + lv_j + log 2 pi)
 
 (z and m shifted by the mean component, which leaves the density unchanged), and turns the engine's
-per-row sums into gradients. Backward runs one row pass per side (the columns' pass is the row pass
-with the sides swapped), each writing only its own rows, so the bits do not depend on the thread count.
+per-row sums into gradients. The backward protocol runs one row pass per side (the columns' pass is
+the row pass with the sides swapped), each writing only its own rows, so the bits do not depend on
+the thread count. Sums with one weight column also have the training pass (kernel_sum_fused,
+kernel_sum_sym_fused; csrc/pairwise_fused.h), which scores each pair once for the value and every
+gradient.
 """
 from __future__ import annotations
 
