@@ -122,6 +122,7 @@ struct Scratch {
   std::vector<char> flagged;  // [row][vector]: score recomputed from differences
   Buffer<double> acc_f, acc_rowsum, acc_direct, acc_w;
   Buffer<T> lanes_f, lanes_rowsum, lanes_direct, lanes_w;
+  Buffer<T> columns;  // the training pass's column sums of the last few row tiles (pairwise_fused.h)
   std::unique_ptr<KernelMap<T>> map;
   Scratch() {
     const int64_t tj = TJ<T>;

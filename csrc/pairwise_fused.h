@@ -40,7 +40,7 @@ struct ColGrads {
 // Chunks (column buffers) of a pass: about one per kRowTilesPerChunk row tiles (each chunk zeroes
 // and adds up a buffer as long as the columns), at least kMinChunks so that a few threads share
 // small passes, at most kMaxChunks and kChunkBytes in all.
-constexpr int64_t kRowTilesPerChunk = 8;
+constexpr int64_t kRowTilesPerChunk = 16;
 constexpr int64_t kMinChunks = 4;
 constexpr int64_t kMaxChunks = 16;
 constexpr double kChunkBytes = 256.0 * (1 << 20);
@@ -121,8 +121,10 @@ void sum_fused(const Shape& sh, const KernelMap<T>& shared_map, const Side<T>& R
     Scratch<T>& sc = scratch[w];
     const KernelMap<T>& map = *sc.own(&shared_map);
     const int64_t t_first = first_tile(chunk), col_len = (C.tiles - t_first) * K * tj;
-    // column sums of the last few row tiles in T, added into the chunk's double buffer every kFlushEvery
-    Buffer<T> col_t(col_len);
+    // column sums of the last few row tiles in T, added into the chunk's double buffer every
+    // kFlushEvery row tiles and at the chunk's end (which leaves them zero for the next chunk)
+    Buffer<T>& col_t = sc.columns;
+    col_t.resize(col_len);
     col_buf[chunk].resize(col_len);
     const int64_t gf_ld = narrow_f ? D : Dp, dd = std::max<int64_t>(d, 1);
     T* S = sc.S.get();

@@ -82,6 +82,18 @@ inline double hsum(Vec<T> v) {
   return s;
 }
 
+// out[0 .. W) += v, lane by lane in double (out need not be aligned).
+typedef double DoubleVU __attribute__((vector_size(64), aligned(8)));
+inline void add_to(double* out, Vec<double> v) { *reinterpret_cast<DoubleVU*>(out) += v; }
+inline void add_to(double* out, Vec<float> v) {
+  typedef float Half __attribute__((vector_size(32)));
+  typedef double Wide __attribute__((vector_size(64)));
+  const Half lo = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
+  const Half hi = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+  reinterpret_cast<DoubleVU*>(out)[0] += __builtin_convertvector(lo, Wide);
+  reinterpret_cast<DoubleVU*>(out)[1] += __builtin_convertvector(hi, Wide);
+}
+
 inline Vec<float> vsqrt(Vec<float> x) {
 #if defined(__AVX512F__)
   return (Vec<float>)_mm512_sqrt_ps((__m512)x);

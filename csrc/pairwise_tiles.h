@@ -163,8 +163,7 @@ template <typename T>
 void flush_wide(T* acc, int64_t n, double* out) {
   constexpr int W = Lanes<T>::W;
   for (int64_t e = 0; e < n; e += W) {
-    const Vec<T> v = simd::load(acc + e);
-    for (int l = 0; l < W; ++l) out[e + l] += static_cast<double>(v[l]);
+    simd::add_to(out + e, simd::load(acc + e));
     simd::store(acc + e, Vec<T>{});
   }
 }
