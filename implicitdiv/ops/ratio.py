@@ -190,10 +190,7 @@ class RatioLossFunction(torch.autograd.Function):
         out: list = [None] * len(xs)
         for c, a in scales.items():
             i = terms[c][0]
-            out[i] = scale_in_place(derivs[c], a) if out[i] is None else out[i].addcmul_(derivs[c], a)
-        for i, b in enumerate(shifts):
-            if b is not None:
-                out[i] = out[i].add_(b)
+            out[i] = affine_in_place(derivs[c], a, shifts[i]) if out[i] is None else out[i].addcmul_(derivs[c], a)
         return (None,) * 8 + tuple(out)
 
 
@@ -204,6 +201,20 @@ def scale_in_place(d: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     if g.dim() == 0 and g.device.type == "cpu" and not torch.compiler.is_compiling() and bool(g == 1):
         return d
     return d.mul_(g)
+
+
+def affine_in_place(d: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """d * a + b written over d (b None: d * a, as scale_in_place). On CPU outside torch.compile,
+    with 0-dim a and b, one pass over d instead of two (torch.add(b, d, alpha=a)), and an exact 0
+    shift (the other output's upstream gradient is zero) or unit scale is skipped."""
+    if b is None:
+        return scale_in_place(d, a)
+    if a.dim() == 0 and b.dim() == 0 and d.device.type == "cpu" and not torch.compiler.is_compiling():
+        alpha, shift = float(a), float(b)
+        if shift == 0:
+            return scale_in_place(d, a)
+        return d.add_(b) if alpha == 1 else torch.add(b, d, alpha=alpha, out=d)
+    return d.mul_(a).add_(b)
 
 
 def reference_grads(fn, args, xs, needs, grads):
