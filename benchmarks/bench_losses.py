@@ -20,12 +20,24 @@ budget).
 
 Floor: the bytes a forward + backward must move at least (read every input once, write every input
 gradient once) over the bandwidth of a large torch copy measured here (read + write).
+
+Faults: the median minor page faults of one step per variant. Every variant allocates its gradients
+afresh each step (x.grad = None, as with zero_grad(set_to_none=True)); whether those buffers come back
+from glibc's heap or as new pages to fault in (about 2 us a 4 KiB page on a VM) depends on what the
+variant before it freed and when glibc last trimmed the heap, so at large sizes that cost can land on
+one variant and not another. Running with MALLOC_TRIM_THRESHOLD_ and MALLOC_MMAP_THRESHOLD_ set high
+(glibc keeps freed memory mapped) takes it out for all of them.
 """
 from __future__ import annotations
 
 import argparse
 import statistics
 import time
+
+try:
+    import resource
+except ImportError:  # not on Windows: no fault counts
+    resource = None
 
 import torch
 
@@ -90,10 +102,14 @@ def _step(fn, inputs):
     fn(*inputs).backward()
 
 
-def _time(fns: dict, inputs, repeats: int) -> dict:
-    """Median seconds of one forward + backward per variant, repeats interleaved across variants;
-    short cases get more repeats (about 0.3 s per variant), so a scheduler hiccup on a shared
-    machine cannot move their median."""
+def _minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt if resource is not None else 0
+
+
+def _time(fns: dict, inputs, repeats: int) -> tuple[dict, dict]:
+    """Median seconds of one forward + backward per variant, repeats interleaved across variants,
+    and the median minor page faults of a step; short cases get more repeats (about 0.3 s per
+    variant), so a scheduler hiccup on a shared machine cannot move their median."""
     for fn in fns.values():  # warm-up (and compilation)
         _step(fn, inputs)
     start = time.perf_counter()
@@ -102,12 +118,16 @@ def _time(fns: dict, inputs, repeats: int) -> dict:
     per_round = time.perf_counter() - start
     repeats = max(repeats, min(MAX_REPEATS, int(0.3 * len(fns) / max(per_round, 1e-9))))
     times = {name: [] for name in fns}
+    faults = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            before = _minor_faults()
             start = time.perf_counter()
             _step(fn, inputs)
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+            faults[name].append(_minor_faults() - before)
+    return ({name: statistics.median(t) for name, t in times.items()},
+            {name: statistics.median(f) for name, f in faults.items()})
 
 
 def copy_bandwidth(repeats: int = 5) -> float:
@@ -139,12 +159,13 @@ def run(quick: bool = False, repeats: int | None = None) -> list[dict]:
         if not quick:
             torch._dynamo.reset()
             fns["compiled"] = torch.compile(naive)
-        ms = {k: 1e3 * v for k, v in _time(fns, inputs, repeats).items()}
+        seconds, faults = _time(fns, inputs, repeats)
+        ms = {k: 1e3 * v for k, v in seconds.items()}
         moved = 2 * sum(x.numel() * x.element_size() for x in inputs)  # read each input, write its gradient
         rows.append({
             "op": op, "size": size, "ms": ms,
             "speedup": {k: ms["naive"] / v for k, v in ms.items() if k != "naive"},
-            "min_bytes": moved, "floor_ms": 1e3 * moved / bandwidth, "copy_gbps": bandwidth / 1e9,
+            "faults": faults, "min_bytes": moved, "floor_ms": 1e3 * moved / bandwidth, "copy_gbps": bandwidth / 1e9,
             "threads": torch.get_num_threads(),
         })
     return rows
@@ -153,7 +174,8 @@ def run(quick: bool = False, repeats: int | None = None) -> list[dict]:
 def format_rows(rows: list[dict]) -> str:
     variants = ("naive", "compiled", "fused", "fused op")
     head = ("| op | size | " + " | ".join(f"{v} ms" for v in variants)
-            + " | naive/compiled | naive/fused | naive/fused op | compiled/fused | min MB | floor ms |")
+            + " | naive/compiled | naive/fused | naive/fused op | compiled/fused | min MB | floor ms"
+            + " | faults/step " + "/".join(variants) + " |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         ms = r["ms"]
@@ -161,8 +183,9 @@ def format_rows(rows: list[dict]) -> str:
         sp = r["speedup"]
         ratio = [f"{sp[v]:.2f}x" if v in sp else "-" for v in ("compiled", "fused", "fused op")]
         vs_compiled = f"{ms['compiled'] / ms['fused']:.2f}x" if "compiled" in ms else "-"
+        faults = "/".join(f"{r['faults'][v]:.0f}" if v in r["faults"] else "-" for v in variants)
         lines.append(f"| {r['op']} | {r['size']} | " + " | ".join(cells) + " | " + " | ".join(ratio)
-                     + f" | {vs_compiled} | {r['min_bytes'] / 1e6:.1f} | {r['floor_ms']:.3f} |")
+                     + f" | {vs_compiled} | {r['min_bytes'] / 1e6:.1f} | {r['floor_ms']:.3f} | {faults} |")
     if rows:
         lines.append(f"\ncopy bandwidth {rows[0]['copy_gbps']:.2f} GB/s (read + write), "
                      f"{rows[0]['threads']} threads, float32")
