@@ -32,7 +32,7 @@ void map_block(const T* __restrict x, int64_t n, T offset, T vscale, T dscale, T
   }
 }
 
-// Two maps that share_core, from one core per element.
+// Two maps for which shares_core holds (softplus, softplus_neg), from one core per element.
 template <Map M1, Map M2, bool kDer1, bool kDer2, typename T>
 void pair_block(const T* __restrict x, int64_t n, T offset1, T vscale1, T dscale1, T* __restrict val1,
                 T* __restrict der1, T offset2, T vscale2, T dscale2, T* __restrict val2, T* __restrict der2) {
