@@ -101,7 +101,9 @@ def adversarial_losses(real, fake, *, kind="gan", saturating=False, backend=None
         d, g = fast(real, fake, kind, bool(saturating))
     else:
         d, g = ref.adversarial_losses(real, fake, kind, bool(saturating))
-    return _finite_rule(d, "mean", real, fake), _finite_rule(g, "mean", fake)
+    fake_ok = check.all_finite(fake)  # one pass over the fake logits serves both losses' NaN rule
+    nan = float("nan")
+    return torch.where(check.all_finite(real) & fake_ok, d, nan), torch.where(fake_ok, g, nan)
 
 
 def fdiv_estimate(real, fake, *, divergence="kl", backend=None):
