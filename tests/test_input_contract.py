@@ -98,6 +98,33 @@ def test_nan_and_inf_in_the_data_give_nan(bad, backend):
     assert torch.isfinite(batched[0]) and torch.isnan(batched[1])
 
 
+GAUSSIAN_TERMS = {"gaussian_nll": 3, "kl_std_normal": 2, "kl_gaussians": 4}
+
+
+@pytest.mark.parametrize("function", sorted(GAUSSIAN_TERMS))
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gaussian_terms_nan_for_any_bad_input_anywhere(function, reduction, dtype):
+    """The public layer skips its pass over the inputs when the reduced Gaussian term is finite,
+    on the claim that a NaN or +-Inf anywhere makes it +Inf or NaN: every input, every bad value,
+    with the other inputs equal (z = mean, lv_q = lv_p) or not, on every CPU backend."""
+    g = torch.Generator().manual_seed(3)
+    base = torch.randn(5, 4, generator=g, dtype=dtype)
+    other = torch.randn(5, 4, generator=g, dtype=dtype)
+    for backend in _cpu_backends(function):
+        for same in (True, False):
+            args = [base.clone() if (same or k % 2 == 0) else other.clone() for k in range(GAUSSIAN_TERMS[function])]
+            for k in range(len(args)):
+                for bad in (float("nan"), float("inf"), -float("inf")):
+                    call = list(args)
+                    call[k] = _with(args[k], bad, (2, 1))
+                    out = getattr(idv, function)(*call, reduction=reduction, backend=backend)
+                    assert torch.isnan(out), (backend, same, k, bad, out)
+    z, lv = torch.ones(1, 1, dtype=dtype), torch.full((1, 1), -1000.0, dtype=dtype)  # finite, NLL overflows
+    for backend in _cpu_backends("gaussian_nll"):
+        assert idv.gaussian_nll(z, z * 0, lv, reduction=reduction, backend=backend) == float("inf")
+
+
 def test_extreme_finite_inputs_stay_finite():
     logits = torch.tensor([1e4, -1e4, 3.0])
     # (kl, reverse_kl, hellinger and pearson grow like exp(|v|) or v^2: at 1e4 their true value overflows)
