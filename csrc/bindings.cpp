@@ -3,6 +3,10 @@
 // side), so nothing here depends on libtorch.
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
+
+#include "threads.h"
+
 namespace py = pybind11;
 
 namespace implicitdiv {
@@ -16,4 +20,23 @@ PYBIND11_MODULE(_C, m) {
   implicitdiv::bind_distances(m);
   implicitdiv::bind_pairwise(m);
   implicitdiv::bind_losses(m);
+  m.def("openmp_built", &implicitdiv::openmp_built, "whether this module was built with OpenMP");
+  m.def(
+      "openmp_symbol",
+      []() -> std::uintptr_t {
+#ifdef _OPENMP
+        return reinterpret_cast<std::uintptr_t>(&omp_get_max_threads);
+#else
+        return 0;
+#endif
+      },
+      "address of omp_get_max_threads in the OpenMP runtime this module is bound to (0: none)");
+  m.def(
+      "use_openmp_team",
+      [](bool on) {
+        implicitdiv::team_from_openmp() = on && implicitdiv::openmp_built();
+        return implicitdiv::team_from_openmp().load();
+      },
+      "take worker teams from the OpenMP runtime (only when it is torch's own); returns whether they now are",
+      py::arg("on"));
 }

@@ -1,32 +1,20 @@
 // The reduction driver shared by the fused losses: work is cut into chunks of a fixed size (not
-// depending on the thread count), std::threads take contiguous runs of chunks, every chunk writes
+// depending on the thread count), threads claim chunks one by one, every chunk writes
 // its own partial sums, and the partials are added in chunk order. The same inputs give the same
 // bits for any thread count.
 #pragma once
 #include <algorithm>
 #include <cstdint>
-#include <thread>
 #include <vector>
+
+#include "threads.h"
 
 namespace implicitdiv {
 
-// Runs body(chunk) for chunk in [0, chunks) on up to `threads` std::threads.
+// Runs body(chunk) for chunk in [0, chunks) on up to `threads` threads (threads.h).
 template <typename Body>
 void for_each_chunk(int64_t chunks, int threads, const Body& body) {
-  const int64_t workers = std::max<int64_t>(1, std::min<int64_t>(threads, chunks));
-  auto run = [&](int64_t w) {
-    const int64_t begin = chunks * w / workers, end = chunks * (w + 1) / workers;
-    for (int64_t c = begin; c < end; ++c) body(c);
-  };
-  if (workers == 1) {
-    run(0);
-    return;
-  }
-  std::vector<std::thread> pool;
-  pool.reserve(workers - 1);
-  for (int64_t w = 1; w < workers; ++w) pool.emplace_back(run, w);
-  run(0);
-  for (auto& t : pool) t.join();
+  parallel_items(chunks, threads, [&](int64_t c, int) { body(c); });
 }
 
 // Sum of v[0..n) in double, in a fixed order: eight interleaved lanes, then the lanes pairwise.

@@ -27,7 +27,7 @@
 
 #include "pairwise_maps.h"
 #include "pairwise_simd.h"
-#include "pairwise_threads.h"
+#include "threads.h"
 #include "pairwise_tiles.h"
 
 namespace implicitdiv {

@@ -4,6 +4,7 @@ bits across thread counts, torch.compile, near-duplicate points and tile edges."
 from __future__ import annotations
 
 import contextlib
+import os
 
 import numpy as np
 import pytest
@@ -236,6 +237,51 @@ def test_same_bits_for_any_thread_count(dtype):
         three = _all_outputs(dtype)
     for a, b in zip(one, three):
         assert torch.equal(a, b)
+
+
+def _losses_outputs(dtype):
+    g = torch.Generator().manual_seed(6)
+    real = (3 * torch.randn(300_000, generator=g)).to(dtype).requires_grad_()
+    fake = (3 * torch.randn(200_000, generator=g)).to(dtype).requires_grad_()
+    z, m = torch.randn(2, 4096, 64, generator=g).to(dtype).unbind(0)
+    lv = (0.1 * torch.randn(4096, 64, generator=g)).to(dtype).requires_grad_()
+    d, gen = idv.adversarial_losses(real, fake, kind="gan", backend="cpp")
+    nll = idv.gaussian_nll(z, m, lv, backend="cpp")
+    return [d.detach(), gen.detach(), *torch.autograd.grad(d + 2 * gen, (real, fake)), nll.detach(),
+            *torch.autograd.grad(nll, (lv,))]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_same_bits_on_openmp_teams_and_std_threads(dtype):
+    """csrc/threads.h takes its teams from torch's OpenMP runtime when _C is bound to it
+    (implicitdiv/kernels/cpp/threads.py), from std::threads otherwise: same bits either way."""
+    from implicitdiv import _C
+    from implicitdiv.kernels import cpp
+
+    if not _C.openmp_built():
+        pytest.skip("implicitdiv._C was built without OpenMP")
+    try:
+        with threads(2):
+            _C.use_openmp_team(False)
+            by_threads = _all_outputs(dtype) + _losses_outputs(dtype)
+            assert _C.use_openmp_team(True)
+            by_openmp = _all_outputs(dtype) + _losses_outputs(dtype)
+    finally:
+        _C.use_openmp_team(cpp.OPENMP_TEAMS)
+    for a, b in zip(by_threads, by_openmp):
+        assert torch.equal(a, b)
+
+
+def test_openmp_teams_only_on_torchs_own_runtime():
+    from implicitdiv import _C
+    from implicitdiv.kernels.cpp import OPENMP_TEAMS, threads as cpp_threads
+
+    allowed = os.environ.get("IMPLICITDIV_THREADS", "") != "std"
+    same = _C.openmp_symbol() != 0 and _C.openmp_symbol() == cpp_threads.torch_openmp_symbol()
+    assert OPENMP_TEAMS == (allowed and same)
+    shipped = os.path.join(os.path.dirname(torch.__file__), "lib", "libgomp.so.1")
+    if allowed and _C.openmp_built() and os.path.exists(shipped):  # the runtime _C binds to is torch's
+        assert OPENMP_TEAMS
 
 
 # ---- torch.compile -------------------------------------------------------------------------------
