@@ -45,35 +45,6 @@ constexpr int64_t kMinChunks = 4;
 constexpr int64_t kMaxChunks = 16;
 constexpr double kChunkBytes = 256.0 * (1 << 20);
 
-// out[r][j] += sum_{c < k} X[r * ldx + c] * panel[c][j] for r < xrows (panel k x TJ, row-major;
-// out xrows x TJ, 64-byte aligned, in T: the caller adds it into double every few tiles).
-template <typename T>
-void dot_tile_acc(const T* X, int64_t xrows, int64_t k, int64_t ldx, const T* panel, T* out) {
-  typedef Vec<T> V;
-  constexpr int W = Lanes<T>::W;
-  constexpr int RB = tiles::RB;
-  const int64_t tj = TJ<T>;
-  for (int64_t r0 = 0; r0 < xrows; r0 += RB) {
-    const T* x[RB];
-    for (int r = 0; r < RB; ++r) x[r] = X + std::min<int64_t>(r0 + r, xrows - 1) * ldx;
-    V acc[RB][NV];
-    for (int r = 0; r < RB; ++r)
-      for (int v = 0; v < NV; ++v) acc[r][v] = V{};
-    for (int64_t c = 0; c < k; ++c) {
-      V p[NV];
-      for (int v = 0; v < NV; ++v) p[v] = simd::load(panel + c * tj + v * W);
-      for (int r = 0; r < RB; ++r) {
-        const T xs = x[r][c];
-        for (int v = 0; v < NV; ++v) acc[r][v] += p[v] * xs;
-      }
-    }
-    for (int r = 0; r < RB && r0 + r < xrows; ++r) {
-      T* o = out + (r0 + r) * tj;
-      for (int v = 0; v < NV; ++v) simd::store(o + v * W, simd::load(o + v * W) + acc[r][v]);
-    }
-  }
-}
-
 // Chunk boundaries over row tiles, splitting the tile pairs evenly: bounds[c] .. bounds[c + 1].
 inline std::vector<int64_t> chunk_bounds(int64_t row_tiles, int64_t col_tiles, bool sym, int64_t chunks) {
   auto work = [&](int64_t I) { return sym ? col_tiles - I : col_tiles; };
@@ -187,7 +158,7 @@ void sum_fused(const Shape& sh, const KernelMap<T>& shared_map, const Side<T>& R
             tiles::contract_wide(S, rows, C.feat_r.get() + t * tj * Dp, Dp, sc.lanes_f.get());
         }
         if (!diagonal_tile) {
-          if (want_f) dot_tile_acc(RP.feat_t.get() + I * D * tj, D, rows, tj, S, col);
+          if (want_f) tiles::dot_tile<T, true>(RP.feat_t.get() + I * D * tj, D, rows, S, col, tj);
           for (int v = 0; v < NV; ++v) {
             simd::store(col + D * tj + v * W, simd::load(col + D * tj + v * W) + colsum[v]);
             simd::store(col + (D + 1) * tj + v * W, simd::load(col + (D + 1) * tj + v * W) + colkw[v]);

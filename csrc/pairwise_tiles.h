@@ -87,15 +87,17 @@ void pack_rows(const T* src, int64_t n, int64_t k, T* out) {
   }
 }
 
-// S[r][j] = sum_c X[r][c] * panel[c][j] for r < rows (X row-major with ld = k, panel k x TJ).
-template <typename T>
-void dot_tile(const T* X, int64_t rows, int64_t k, const T* panel, T* S) {
+// S[r][j] = sum_{c < k} X[r * ldx + c] * panel[c][j] for r < rows (X row-major, ldx = k unless given;
+// panel k x TJ); with Accumulate, S[r][j] += that sum instead.
+template <typename T, bool Accumulate = false>
+void dot_tile(const T* X, int64_t rows, int64_t k, const T* panel, T* S, int64_t ldx = -1) {
   typedef Vec<T> V;
   constexpr int W = Lanes<T>::W;
   const int64_t tj = TJ<T>;
+  if (ldx < 0) ldx = k;
   for (int64_t r0 = 0; r0 < rows; r0 += RB) {
     const T* x[RB];
-    for (int r = 0; r < RB; ++r) x[r] = X + std::min<int64_t>(r0 + r, rows - 1) * k;
+    for (int r = 0; r < RB; ++r) x[r] = X + std::min<int64_t>(r0 + r, rows - 1) * ldx;
     V acc[RB][NV];
     for (int r = 0; r < RB; ++r)
       for (int v = 0; v < NV; ++v) acc[r][v] = V{};
@@ -107,8 +109,10 @@ void dot_tile(const T* X, int64_t rows, int64_t k, const T* panel, T* S) {
         for (int v = 0; v < NV; ++v) acc[r][v] += p[v] * xs;
       }
     }
-    for (int r = 0; r < RB && r0 + r < rows; ++r)
-      for (int v = 0; v < NV; ++v) simd::store(S + (r0 + r) * tj + v * W, acc[r][v]);
+    for (int r = 0; r < RB && r0 + r < rows; ++r) {
+      T* out = S + (r0 + r) * tj;
+      for (int v = 0; v < NV; ++v) simd::store(out + v * W, Accumulate ? simd::load(out + v * W) + acc[r][v] : acc[r][v]);
+    }
   }
 }
 

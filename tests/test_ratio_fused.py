@@ -201,8 +201,9 @@ def test_backward_runs_no_kernel(backend, reduction, monkeypatch):
     assert real.grad is not None and fake.grad is not None
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_no_derivatives_written_without_grad(backend, monkeypatch):
+def _record_wants(backend, monkeypatch) -> list:
+    """The `want` list of every ratio_forward call of ``backend`` from now on (which derivative
+    buffers the kernel is asked to write)."""
     seen = []
     module = ops.load(backend, "ratio")
     original = module.ratio_forward
@@ -212,6 +213,12 @@ def test_no_derivatives_written_without_grad(backend, monkeypatch):
         return original(xs, terms, n_out, reduce, mean, want)
 
     monkeypatch.setattr(module, "ratio_forward", spy)
+    return seen
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_no_derivatives_written_without_grad(backend, monkeypatch):
+    seen = _record_wants(backend, monkeypatch)
     real, fake = torch.randn(30), torch.randn(20, requires_grad=True)
     idv.adversarial_losses(real, fake, kind="lsgan", backend=backend)
     with torch.no_grad():
@@ -224,15 +231,7 @@ def test_no_derivatives_written_without_grad(backend, monkeypatch):
 def test_shared_derivative_buffers(backend, monkeypatch):
     """softplus(v) and softplus(-v) on the fake logits share one derivative buffer in float32 only (see
     ops.FAMILY_DEVIATION); the gradient through either output alone matches the reference either way."""
-    seen = []
-    module = ops.load(backend, "ratio")
-    original = module.ratio_forward
-
-    def spy(xs, terms, n_out, reduce, mean, want):
-        seen.append(list(want))
-        return original(xs, terms, n_out, reduce, mean, want)
-
-    monkeypatch.setattr(module, "ratio_forward", spy)
+    seen = _record_wants(backend, monkeypatch)
     values = torch.tensor([-30.0, -20.5, -20.0, -3.0, 0.0, 0.5, 19.9, 20.5, 30.0, 1e4, -1e4])
     for dtype, want in ((torch.float32, [True, True, False]), (torch.float64, [True, True, True])):
         for pick in (0, 1):
