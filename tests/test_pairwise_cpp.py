@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 
 import implicitdiv as idv
 from implicitdiv.backend import resolve
-from implicitdiv.kernels.cpp import pairwise as cpp_pairwise
 from implicitdiv.reference.kernels import KERNELS
 
 from .cases import kernel_sum_calls, mixture_calls, mmd2_calls
 from .equivalence import assert_close, check_equivalence
 
 pytestmark = pytest.mark.skipif("cpp" not in idv.backends(), reason="implicitdiv._C is not built")
+cpp_pairwise = pytest.importorskip("implicitdiv.kernels.cpp.pairwise", reason="implicitdiv._C is not built")
 
 BW_MIX = (0.5, 1.0, 2.0)
 
