@@ -18,11 +18,15 @@ $(PY):
 $(DEPS): | $(PY)
 	@$(PY) -c "import torch" 2>/dev/null && echo "torch already installed: $$($(PY) -c 'import torch; print(torch.__version__)')" \
 	  || $(PY) -m pip install torch==2.13.0
-	$(PY) -m pip install triton numpy pybind11 cmake pytest hypothesis tqdm matplotlib scikit-learn
+	$(PY) -m pip install triton numpy scikit-build-core pybind11 cmake pytest hypothesis mypy build tqdm matplotlib scikit-learn
 	touch $@
 
-$(BUILT): $(DEPS) setup.py CMakeLists.txt $(wildcard csrc/*.cpp csrc/*.h)
-	$(PY) -m pip install --no-build-isolation --no-deps -e .
+# An editable install (pyproject.toml: scikit-build-core) whose CMake build stays in build/ between
+# runs, so a changed source recompiles alone. A _C.*.so left by the old single-ISA build would
+# shadow implicitdiv/_C.py: it goes.
+$(BUILT): $(DEPS) pyproject.toml CMakeLists.txt $(wildcard csrc/*.cpp csrc/*.h csrc/isa/*)
+	rm -f implicitdiv/_C.*.so
+	$(PY) -m pip install --no-build-isolation --no-deps -C build-dir=build/{wheel_tag} -e .
 	touch $@
 
 build: $(BUILT)
@@ -39,4 +43,4 @@ demo: build
 	$(PY) -m implicitdiv two-sample $(DEMO_DIR)/p1.npy $(DEMO_DIR)/q.npy --seed 0
 
 clean:
-	rm -rf build *.egg-info implicitdiv/_C*.so $(BUILT)
+	rm -rf build *.egg-info implicitdiv/_C*.so implicitdiv/_cpuinfo*.so $(BUILT)

@@ -1,4 +1,6 @@
-// The pybind11 module implicitdiv._C. Each family binds its routines in its own *_bindings.cpp.
+// The pybind11 module implicitdiv._C_<isa>, one per instruction set (CMakeLists.txt sets
+// IMPLICITDIV_MODULE_NAME; implicitdiv/_C.py picks one at import). Each family binds its routines in
+// its own *_bindings.cpp.
 // Every routine takes raw buffer addresses and sizes (tensors are made contiguous on the Python
 // side), so nothing here depends on libtorch.
 #include <pybind11/pybind11.h>
@@ -15,7 +17,7 @@ void bind_pairwise(py::module_& m);
 void bind_losses(py::module_& m);
 }  // namespace implicitdiv
 
-PYBIND11_MODULE(_C, m) {
+PYBIND11_MODULE(IMPLICITDIV_MODULE_NAME, m) {
   m.doc() = "implicitdiv CPU kernels over raw buffers";
   implicitdiv::bind_distances(m);
   implicitdiv::bind_pairwise(m);

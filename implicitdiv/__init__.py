@@ -3,6 +3,7 @@
 Three families share one API whatever the backend (reference PyTorch, fused C++ on CPU, fused
 Triton on GPU): kernel sums and MMD, discriminator log-ratio losses, Gaussian latent terms.
 """
+from . import nn
 from .backend import backends, use_backend
 from .gaussian import gaussian_mixture_logpdf, gaussian_nll, kl_gaussians, kl_std_normal, reparameterize
 from .kernel_sums import kernel_sum
@@ -33,6 +34,7 @@ __all__ = [
     "median_bandwidth",
     "mmd2",
     "mmd_test",
+    "nn",
     "ratio_matching_loss",
     "reparameterize",
     "use_backend",

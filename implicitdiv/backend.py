@@ -18,20 +18,27 @@ _global_default = ["auto"]
 _warned: set[str] = set()
 
 
-def _importable(module: str) -> bool:
+def _import_error(module: str) -> str | None:
+    """None when ``module`` imports, else why not."""
     try:
         importlib.import_module(module)
-    except ImportError:
-        return False
-    return True
+    except ImportError as e:
+        return str(e)
+    return None
 
 
 # probed once at import, so that torch.compile, tracing resolve(), reads a constant instead of an import
-_CPP_BUILT = _importable("implicitdiv._C")
+_CPP_MISSING = _import_error("implicitdiv._C")
+_CPP_BUILT = _CPP_MISSING is None
 
 
 def cpp_built() -> bool:
     return _CPP_BUILT
+
+
+def cpp_missing_reason() -> str | None:
+    """Why implicitdiv._C did not load (not built, or IMPLICITDIV_ISA names what this CPU lacks); None when it did."""
+    return _CPP_MISSING
 
 
 def triton_interpreting() -> bool:
@@ -112,7 +119,8 @@ def resolve(backend: str | None, function: str, device: torch.device) -> str:
         return "reference"
     if not _device_ok(name, device):
         where = {"cpp": "CPU tensors and a built implicitdiv._C", "triton": "CUDA tensors, or CPU tensors with TRITON_INTERPRET=1"}[name]
-        raise RuntimeError(f"backend={name!r} needs {where}; got tensors on {device}")
+        why = f" ({_CPP_MISSING})" if name == "cpp" and _CPP_MISSING else ""
+        raise RuntimeError(f"backend={name!r} needs {where}; got tensors on {device}{why}")
     if not registry.has(name, function):
         raise NotImplementedError(f"backend={name!r} has no fused {function} yet; use backend='reference' or 'auto'")
     return name
