@@ -85,6 +85,12 @@ def bench(args) -> int:
     return 0
 
 
+def doctor(args) -> int:
+    from .doctor import main as doctor_main
+
+    return doctor_main()
+
+
 def train(args) -> int:
     from .models.trainer import run_from_cli
 
@@ -108,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="time every available backend as ratios to the reference")
     p.add_argument("--quick", action="store_true", help="a few small sizes, well under a minute")
     p.set_defaults(run=bench)
+
+    p = sub.add_parser("doctor", help="versions, backends (and why one is missing), instruction set, thread mode, "
+                                      "and a self-check of each backend; exit code 0 only if all pass")
+    p.set_defaults(run=doctor)
 
     p = sub.add_parser("train", help="train a model of the set on toy data")
     p.add_argument("model")
