@@ -29,9 +29,9 @@ def runnable(built: dict[str, dict[str, bool]] = BUILT) -> tuple[str, ...]:
     return tuple(isa for isa, has in built.items() if all(has.values()))
 
 
-def choose(requested: str | None, built: dict[str, dict[str, bool]] = BUILT) -> str:
-    """The instruction set to load: ``requested`` (the value of IMPLICITDIV_ISA) when set, else the
-    most capable one this CPU runs."""
+def choose(requested: str | None, built: dict[str, dict[str, bool]] = BUILT, source: str = ENV) -> str:
+    """The instruction set to load: ``requested`` (the value of IMPLICITDIV_ISA, or of what
+    ``source`` names) when set, else the most capable one this CPU runs."""
     ok = runnable(built)
     choices = ", ".join(ok) or "none"
     if not requested:
@@ -39,10 +39,10 @@ def choose(requested: str | None, built: dict[str, dict[str, bool]] = BUILT) -> 
             raise IsaError(f"implicitdiv._C: this CPU runs none of the built instruction sets ({', '.join(built)})")
         return ok[-1]
     if requested not in built:
-        raise IsaError(f"{ENV}={requested!r} is not an instruction set this build has; choices here: {choices}")
+        raise IsaError(f"{source}={requested!r} is not an instruction set this build has; choices here: {choices}")
     lacking = [f for f, has in built[requested].items() if not has]
     if lacking:
-        raise IsaError(f"{ENV}={requested!r}: this CPU lacks {', '.join(lacking)}; choices here: {choices}")
+        raise IsaError(f"{source}={requested!r}: this CPU lacks {', '.join(lacking)}; choices here: {choices}")
     return requested
 
 

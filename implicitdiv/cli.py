@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from pathlib import Path
+
+from .bench.cli import add_arguments as add_bench_arguments
 
 ALPHA = 0.05
-BENCHMARKS = ("bench_pairwise", "bench_losses")
 
 
 def _bandwidth(text: str):
@@ -58,31 +57,10 @@ def two_sample(args) -> int:
     return 0
 
 
-def _benchmarks_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "benchmarks"
-
-
 def bench(args) -> int:
-    bench_dir = _benchmarks_dir()
-    if not bench_dir.is_dir():
-        print("implicitdiv bench: the benchmarks/ folder ships with the source tree; run it from a checkout",
-              file=sys.stderr)
-        return 2
-    sys.path.insert(0, str(bench_dir.parent))
-    ran = 0
-    for name in BENCHMARKS:
-        try:
-            module = importlib.import_module(f"benchmarks.{name}")
-        except ModuleNotFoundError as e:
-            if e.name and e.name.startswith("benchmarks"):
-                continue
-            raise
-        module.main(["--quick"] if args.quick else [])
-        ran += 1
-    if not ran:
-        print("implicitdiv bench: no benchmark modules found", file=sys.stderr)
-        return 2
-    return 0
+    from .bench.cli import main_args
+
+    return main_args(args)
 
 
 def doctor(args) -> int:
@@ -111,8 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default=None, choices=("reference", "cpp", "triton", "auto"))
     p.set_defaults(run=two_sample)
 
-    p = sub.add_parser("bench", help="time every available backend as ratios to the reference")
-    p.add_argument("--quick", action="store_true", help="a few small sizes, well under a minute")
+    p = sub.add_parser("bench", help="time the functions on every backend, C++ instruction set and peer; "
+                                     "table, CSV, JSON, plot")
+    add_bench_arguments(p)
     p.set_defaults(run=bench)
 
     p = sub.add_parser("doctor", help="versions, backends (and why one is missing), instruction set, thread mode, "
