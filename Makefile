@@ -15,7 +15,7 @@ all: build
 $(PY):
 	$(PYTHON) -m venv --system-site-packages $(VENV)
 
-$(DEPS): | $(PY)
+$(DEPS): Makefile | $(PY)
 	@$(PY) -c "import torch" 2>/dev/null && echo "torch already installed: $$($(PY) -c 'import torch; print(torch.__version__)')" \
 	  || $(PY) -m pip install torch==2.13.0
 	$(PY) -m pip install triton numpy scikit-build-core pybind11 cmake pytest hypothesis mypy build tqdm matplotlib scikit-learn

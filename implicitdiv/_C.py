@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import importlib
 import os
+from types import ModuleType
+from typing import Any
 
 from ._cpuinfo import variants as _variants
 
@@ -47,7 +49,7 @@ def choose(requested: str | None, built: dict[str, dict[str, bool]] = BUILT, sou
 
 
 ISA = ""
-_module = None
+_module: ModuleType
 _team = False
 _OWN = frozenset({"use_openmp_team"})  # defined below, over the variant's
 
@@ -61,6 +63,11 @@ def use_isa(name: str) -> str:
     module.use_openmp_team(_team)  # each variant keeps its own thread mode (csrc/threads.h): carry it over
     previous, ISA, _module = ISA, name, module
     return previous
+
+
+def __getattr__(name: str) -> Any:
+    """A routine of the variant in use that use_isa did not copy (or, to a type checker, any routine)."""
+    return getattr(_module, name)
 
 
 def use_openmp_team(on: bool) -> bool:

@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import os
 import warnings
+from typing import Literal
 
 import torch
 
@@ -74,16 +75,16 @@ class use_backend:
     """Set the default backend: ``use_backend("cpp")`` sets it for the process, and
     ``with use_backend("reference"): ...`` sets it for the block and restores the previous one."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str) -> None:
         if name not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
         self._previous = _global_default[0]
         _global_default[0] = name
 
-    def __enter__(self):
+    def __enter__(self) -> use_backend:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         _global_default[0] = self._previous
         return False
 

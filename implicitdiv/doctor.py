@@ -69,7 +69,7 @@ def _run(case: Case, inputs: list[torch.Tensor], name: str) -> tuple[list[torch.
     outs = _flat(case.call(*xs, backend=name))
     g = torch.Generator().manual_seed(1)
     us = [torch.randn(o.shape, generator=g, dtype=torch.float64).to(o) for o in outs]
-    grads = torch.autograd.grad(sum((o * u).sum() for o, u in zip(outs, us)), xs, allow_unused=True)
+    grads = torch.autograd.grad(torch.stack([(o * u).sum() for o, u in zip(outs, us)]).sum(), xs, allow_unused=True)
     return [o.detach() for o in outs], [torch.zeros_like(x) if gr is None else gr for x, gr in zip(xs, grads)]
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from . import _validate as check
 from .backend import resolve
@@ -55,7 +56,7 @@ def _finite_rule(out: torch.Tensor, reduction: str, *inputs: torch.Tensor) -> to
     return check.nan_unless_finite(out, *inputs)
 
 
-def gaussian_nll(z, mean, logvar, *, reduction="mean", backend=None):
+def gaussian_nll(z: Tensor, mean: Tensor, logvar: Tensor, *, reduction: str = "mean", backend: str | None = None) -> Tensor:
     """Negative log-likelihood of z under N(mean, diag exp(logvar)), summed over the last dim:
 
         nll = 1/2 sum_k [(z_k - m_k)^2 exp(-lv_k) + lv_k + log 2 pi]
@@ -69,7 +70,7 @@ def gaussian_nll(z, mean, logvar, *, reduction="mean", backend=None):
     return _finite_rule(out, reduction, z, mean, logvar)
 
 
-def kl_std_normal(mean, logvar, *, reduction="mean", backend=None):
+def kl_std_normal(mean: Tensor, logvar: Tensor, *, reduction: str = "mean", backend: str | None = None) -> Tensor:
     """KL(N(mean, diag exp(logvar)) || N(0, I)) = 1/2 sum_k [exp(lv_k) + m_k^2 - 1 - lv_k], summed
     over the last dim, then reduced."""
     check.reduction(reduction)
@@ -79,7 +80,8 @@ def kl_std_normal(mean, logvar, *, reduction="mean", backend=None):
     return _finite_rule(out, reduction, mean, logvar)
 
 
-def kl_gaussians(mean_q, logvar_q, mean_p, logvar_p, *, reduction="mean", backend=None):
+def kl_gaussians(mean_q: Tensor, logvar_q: Tensor, mean_p: Tensor, logvar_p: Tensor, *, reduction: str = "mean",
+                 backend: str | None = None) -> Tensor:
     """KL(q || p) between diagonal Gaussians, summed over the last dim, then reduced:
 
         1/2 sum_k [lv_p - lv_q + exp(lv_q - lv_p) + (m_q - m_p)^2 exp(-lv_p) - 1]"""
@@ -90,7 +92,8 @@ def kl_gaussians(mean_q, logvar_q, mean_p, logvar_p, *, reduction="mean", backen
     return _finite_rule(out, reduction, mq, lq, mp, lp)
 
 
-def reparameterize(mean, logvar, eps=None, *, backend=None):
+def reparameterize(mean: Tensor, logvar: Tensor, eps: Tensor | None = None, *,
+                   backend: str | None = None) -> tuple[Tensor, Tensor]:
     """Reparameterized sample and its log-density:
 
         z = mean + exp(logvar / 2) * eps,   log q(z) = -1/2 sum_k [eps_k^2 + lv_k + log 2 pi]
@@ -109,7 +112,7 @@ def reparameterize(mean, logvar, eps=None, *, backend=None):
     return ref.reparameterize(mean, logvar, eps)
 
 
-def gaussian_mixture_logpdf(z, means, logvars, *, backend=None):
+def gaussian_mixture_logpdf(z: Tensor, means: Tensor, logvars: Tensor, *, backend: str | None = None) -> Tensor:
     """Log-density of each z_i under the equal-weight mixture of diagonal Gaussians:
 
         out_i = log (1/M) sum_j N(z_i; m_j, diag exp(lv_j))

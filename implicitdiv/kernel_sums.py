@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from . import _validate as check
+from ._types import Bandwidth
 from .backend import resolve
 from .ops import pairwise as ops
 from .reference.kernels import KERNELS
@@ -45,7 +47,8 @@ def canonical(x, y, x_weights, y_weights):
     return xb, yb, a, b, shape_result
 
 
-def kernel_sum(x, y, *, kernel="rbf", bandwidth=1.0, x_weights=None, y_weights=None, backend=None, precision="ieee"):
+def kernel_sum(x: Tensor, y: Tensor, *, kernel: str = "rbf", bandwidth: Bandwidth = 1.0, x_weights: Tensor | None = None,
+               y_weights: Tensor | None = None, backend: str | None = None, precision: str = "ieee") -> Tensor:
     """Weighted sum of a kernel over all pairs: sum_ij a_i k(x_i, y_j) b_j.
 
     Args:

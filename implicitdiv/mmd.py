@@ -4,8 +4,10 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import Tensor
 
 from . import _validate as check
+from ._types import Bandwidth
 from .backend import resolve
 from .ops import pairwise as ops
 from .reference import pairwise as ref
@@ -14,7 +16,8 @@ from .reference.kernels import KERNELS
 ESTIMATORS = ("biased", "unbiased", "linear")
 
 
-def mmd2(x, y, *, kernel="rbf", bandwidth=1.0, estimator="biased", backend=None, precision="ieee"):
+def mmd2(x: Tensor, y: Tensor, *, kernel: str = "rbf", bandwidth: Bandwidth = 1.0, estimator: str = "biased",
+         backend: str | None = None, precision: str = "ieee") -> Tensor:
     """Squared maximum mean discrepancy between the rows of x and y.
 
     biased (V-statistic):   1/N^2 sum_ij k(x_i,x_j) + 1/M^2 sum_ij k(y_i,y_j) - 2/(NM) sum_ij k(x_i,y_j)
@@ -56,7 +59,7 @@ def mmd2(x, y, *, kernel="rbf", bandwidth=1.0, estimator="biased", backend=None,
     return out if batched else out[0]
 
 
-def median_bandwidth(x, y):
+def median_bandwidth(x: Tensor, y: Tensor) -> Tensor:
     """The median heuristic: sigma = median over distinct pairs of the pooled rows z = [x; y] of
     ||z_i - z_j|| (on an evenly spaced subset of 2048 rows when there are more). Returns a
     detached 0-dim tensor."""
@@ -68,7 +71,7 @@ def median_bandwidth(x, y):
     return ref.median_bandwidth(x, y)
 
 
-def median_as_bandwidths(median) -> tuple[float]:
+def median_as_bandwidths(median) -> tuple[float, ...]:
     """The bandwidth tuple of bandwidth="median": the pooled median distance, an error when it is 0."""
     bw = float(median)
     if bw == 0.0:
@@ -76,7 +79,8 @@ def median_as_bandwidths(median) -> tuple[float]:
     return (bw if bw > 0 else 1.0,)  # NaN data: any bandwidth, the statistic is NaN anyway
 
 
-def mmd_test(x, y, *, kernel="rbf", bandwidth="median", permutations=1000, seed=None, backend=None, precision="ieee"):
+def mmd_test(x: Tensor, y: Tensor, *, kernel: str = "rbf", bandwidth: Bandwidth | str = "median", permutations: int = 1000,
+             seed: int | None = None, backend: str | None = None, precision: str = "ieee") -> tuple[Tensor, Tensor]:
     """Permutation two-sample test of H0: P = Q with the biased MMD^2 statistic.
 
     The observed labelling and `permutations` random relabelings of the pooled sample are the

@@ -10,17 +10,15 @@ as in torch.nn's losses.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 
+from ._types import Bandwidth
 from .gaussian import gaussian_mixture_logpdf, gaussian_nll, kl_gaussians, kl_std_normal, reparameterize
 from .kernel_sums import kernel_sum
 from .mmd import mmd2
 from .ratio import adversarial_losses, discriminator_loss, fdiv_estimate, generator_loss, ratio_matching_loss
 
-Bandwidth = float | Sequence[float]
 
 __all__ = [
     "AdversarialLoss",

@@ -16,8 +16,10 @@ T = g_f(v) (output activation) and the variational bound is D_f(P || Q) >= E_P[T
 from __future__ import annotations
 
 import math
+from typing import Literal, overload
 
 import torch
+from torch import Tensor
 
 from . import _validate as check
 from .backend import resolve
@@ -48,7 +50,17 @@ def _finite_rule(out, reduction: str, *inputs):
     return check.nan_unless_finite(out, *inputs)
 
 
-def discriminator_loss(real, fake, *, kind="gan", reduction="mean", backend=None):
+@overload
+def discriminator_loss(real: Tensor, fake: Tensor, *, kind: str = ..., reduction: Literal["mean", "sum"] = ...,
+                       backend: str | None = ...) -> Tensor: ...
+@overload
+def discriminator_loss(real: Tensor, fake: Tensor, *, kind: str = ..., reduction: Literal["none"],
+                       backend: str | None = ...) -> tuple[Tensor, Tensor]: ...
+@overload
+def discriminator_loss(real: Tensor, fake: Tensor, *, kind: str = ..., reduction: str = ...,
+                       backend: str | None = ...) -> Tensor | tuple[Tensor, Tensor]: ...
+def discriminator_loss(real: Tensor, fake: Tensor, *, kind: str = "gan", reduction: str = "mean",
+                       backend: str | None = None) -> Tensor | tuple[Tensor, Tensor]:
     """Discriminator loss on logits of real and fake samples; per-sample terms (t_real, t_fake):
 
         gan    softplus(-v_r),        softplus(v_f)
@@ -71,7 +83,8 @@ def discriminator_loss(real, fake, *, kind="gan", reduction="mean", backend=None
     return _finite_rule(out, reduction, real, fake)
 
 
-def generator_loss(fake, *, kind="gan", saturating=False, reduction="mean", backend=None):
+def generator_loss(fake: Tensor, *, kind: str = "gan", saturating: bool = False, reduction: str = "mean",
+                   backend: str | None = None) -> Tensor:
     """Generator loss on the discriminator's logits of fake samples, per sample:
 
         gan / f-GAN  saturating: -f*(g_f(v))   (gan: -softplus(v) = log(1 - D))
@@ -90,7 +103,8 @@ def generator_loss(fake, *, kind="gan", saturating=False, reduction="mean", back
     return _finite_rule(out, reduction, fake)
 
 
-def adversarial_losses(real, fake, *, kind="gan", saturating=False, backend=None):
+def adversarial_losses(real: Tensor, fake: Tensor, *, kind: str = "gan", saturating: bool = False,
+                       backend: str | None = None) -> tuple[Tensor, Tensor]:
     """(discriminator_loss, generator_loss) with mean reduction, from one read of the fake logits."""
     check.choice(kind, "kind", KINDS)
     _logits(real, "real")
@@ -106,7 +120,7 @@ def adversarial_losses(real, fake, *, kind="gan", saturating=False, backend=None
     return torch.where(check.all_finite(real) & fake_ok, d, nan), torch.where(fake_ok, g, nan)
 
 
-def fdiv_estimate(real, fake, *, divergence="kl", backend=None):
+def fdiv_estimate(real: Tensor, fake: Tensor, *, divergence: str = "kl", backend: str | None = None) -> Tensor:
     """Variational lower bound on D_f(P || Q) from critic logits on samples of P (real) and Q (fake):
 
         E_P[g_f(v)] - E_Q[f*(g_f(v))]
@@ -121,7 +135,7 @@ def fdiv_estimate(real, fake, *, divergence="kl", backend=None):
     return _finite_rule(out, "mean", real, fake)
 
 
-def log_density_ratio(logits, n_numer=None, n_denom=None):
+def log_density_ratio(logits: Tensor, n_numer: float | None = None, n_denom: float | None = None) -> Tensor:
     """log p(x)/q(x) = c(x) + log(n_denom / n_numer) from the logit c of a classifier trained on
     n_numer samples of p (label 1) against n_denom samples of q (label 0); equal or unknown
     counts leave the logit as it is."""
@@ -136,7 +150,7 @@ def log_density_ratio(logits, n_numer=None, n_denom=None):
     return ref.log_density_ratio(logits, n_numer, n_denom)
 
 
-def ratio_matching_loss(r_p, r_q, *, backend=None):
+def ratio_matching_loss(r_p: Tensor, r_q: Tensor, *, backend: str | None = None) -> Tensor:
     """Least-squares density-ratio matching (uLSIF; Kanamori et al., 2009):
 
         1/2 E_Q[r(x)^2] - E_P[r(x)]

@@ -71,6 +71,10 @@ def naive_mixture_logpdf(z: torch.Tensor, means: torch.Tensor, logvars: torch.Te
     return (torch.logsumexp(log_n, dim=1) - math.log(means.shape[0])).mean()
 
 
+def _total(pair: tuple[torch.Tensor, torch.Tensor], mean: bool = False) -> torch.Tensor:
+    return pair[0].mean() + pair[1].mean() if mean else pair[0] + pair[1]
+
+
 def _pair(n: int, d: int) -> tuple[tuple[int, ...], ...]:
     return ((n, d), (n, d))
 
@@ -93,8 +97,8 @@ CASES: dict[str, Case] = {c.function: c for c in (
          lambda z, m, lv, backend: idv.gaussian_mixture_logpdf(z, m, 0.3 * lv, backend=backend).mean(),
          naive_mixture_logpdf, pairwise=True),
     Case("adversarial_losses", _logits,
-         lambda r, f, backend: sum(idv.adversarial_losses(r, f, kind="gan", backend=backend)),
-         lambda r, f: sum(ref_ratio.adversarial_losses(r, f, "gan", False))),
+         lambda r, f, backend: _total(idv.adversarial_losses(r, f, kind="gan", backend=backend)),
+         lambda r, f: _total(ref_ratio.adversarial_losses(r, f, "gan", False))),
     Case("discriminator_loss", _logits, lambda r, f, backend: idv.discriminator_loss(r, f, kind="hinge", backend=backend),
          lambda r, f: ref_ratio.discriminator_loss(r, f, "hinge", "mean")),
     Case("generator_loss", lambda n, d: ((n,),), lambda f, backend: idv.generator_loss(f, kind="gan", backend=backend),
@@ -110,6 +114,6 @@ CASES: dict[str, Case] = {c.function: c for c in (
     Case("kl_gaussians", _latent(4), lambda a, b, c, d, backend: idv.kl_gaussians(a, b, c, d, backend=backend),
          lambda a, b, c, d: ref_gaussian.kl_gaussians(a, b, c, d).mean()),
     Case("reparameterize", _latent(3),
-         lambda m, lv, e, backend: sum(t.mean() for t in idv.reparameterize(m, lv, e, backend=backend)),
-         lambda m, lv, e: sum(t.mean() for t in ref_gaussian.reparameterize(m, lv, e))),
+         lambda m, lv, e, backend: _total(idv.reparameterize(m, lv, e, backend=backend), mean=True),
+         lambda m, lv, e: _total(ref_gaussian.reparameterize(m, lv, e), mean=True)),
 )}
