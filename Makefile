@@ -22,10 +22,10 @@ $(DEPS): Makefile | $(PY)
 	touch $@
 
 # An editable install (pyproject.toml: scikit-build-core) whose CMake build stays in build/ between
-# runs, so a changed source recompiles alone. A _C.*.so left by the old single-ISA build would
-# shadow implicitdiv/_C.py: it goes.
+# runs, so a changed source recompiles alone. What the old setup.py build left goes: its _C.*.so
+# would shadow implicitdiv/_C.py.
 $(BUILT): $(DEPS) pyproject.toml CMakeLists.txt $(wildcard csrc/*.cpp csrc/*.h csrc/isa/*)
-	rm -f implicitdiv/_C.*.so
+	rm -rf implicitdiv/_C.*.so *.egg-info
 	$(PY) -m pip install --no-build-isolation --no-deps -C build-dir=build/{wheel_tag} -e .
 	touch $@
 
