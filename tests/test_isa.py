@@ -108,3 +108,19 @@ def test_equivalence_suite_passes_on(isa):
 
 def test_cpp_missing_reason_is_none_when_built():
     assert backend.cpp_missing_reason() is None
+
+
+@pytest.mark.parametrize("isa,forbidden", [("baseline", ("ymm", "zmm")), ("avx2", ("zmm",))])
+def test_a_variant_holds_no_instruction_of_a_wider_set(isa, forbidden):
+    """Disassembled, _C_baseline touches no AVX register and _C_avx2 no AVX-512 one: nothing wider
+    (a -march=native, an inline function built for AVX-512) leaks into a variant a smaller CPU loads."""
+    import importlib.util
+    import shutil
+
+    if shutil.which("objdump") is None or isa not in _C.BUILT:
+        pytest.skip("needs objdump and the variant")
+    path = importlib.util.find_spec(f"implicitdiv._C_{isa}").origin
+    text = subprocess.run(["objdump", "-d", "--no-show-raw-insn", path], capture_output=True, text=True, check=True).stdout
+    assert text.count("\n") > 1000  # it did disassemble the module
+    used = [reg for reg in forbidden if f"%{reg}" in text]
+    assert not used, f"_C_{isa} uses {used} registers"
