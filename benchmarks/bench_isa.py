@@ -2,7 +2,7 @@
 against each other, in one process: implicitdiv.bench with every set this CPU runs, the sets'
 rounds interleaved, medians kept.
 
-    python -m benchmarks.bench_isa [--threads 1] [--repeats 5] [--min-time 0.2] [--quick] [--out FILE.json]
+    python -m benchmarks.bench_isa [--threads 1] [--repeats 5] [--min-time 0.1] [--quick] [--out FILE.json]
 
 Prints a markdown table: per case, the median time of cpp[baseline] and the speedup of each other
 set over it (baseline time / that set's time).
@@ -19,9 +19,9 @@ from implicitdiv.bench import run
 
 # (function, sizes, dims, passes)
 GRID = (
-    ("mmd2", (1024, 4096), (2, 16, 64), ("fwd", "fwd+bwd")),
-    ("kernel_sum", (4096,), (16,), ("fwd", "fwd+bwd")),
-    ("gaussian_mixture_logpdf", (4096,), (16,), ("fwd", "fwd+bwd")),
+    ("mmd2", (1024,), (2, 16, 64), ("fwd", "fwd+bwd")),
+    ("kernel_sum", (2048,), (16,), ("fwd", "fwd+bwd")),
+    ("gaussian_mixture_logpdf", (2048,), (16,), ("fwd", "fwd+bwd")),
     ("adversarial_losses", (65536, 4194304), (0,), ("fwd+bwd",)),
     ("gaussian_nll", (65536,), (64,), ("fwd+bwd",)),
     ("kl_std_normal", (65536,), (64,), ("fwd+bwd",)),
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--min-time", type=float, default=0.2)
+    p.add_argument("--min-time", type=float, default=0.1)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=None, help="also write the rows as JSON")
     args = p.parse_args(argv)
