@@ -25,7 +25,8 @@ import torch
 
 from ..kernels import load
 from ..reference import gaussian as ref
-from .ratio import reference_grads, scale_in_place
+from .ratio import scale_in_place
+from .reference_grads import reference_grads
 
 KIND = {"gaussian_nll": "nll", "kl_std_normal": "kl_std_normal", "kl_gaussians": "kl_gaussians",
         "reparameterize": "reparameterize"}

@@ -31,6 +31,7 @@ import torch
 
 from ..kernels import load
 from ..reference import ratio as ref
+from .reference_grads import reference_grads
 
 LOG2 = math.log(2.0)
 
@@ -215,19 +216,6 @@ def affine_in_place(d: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None) ->
             return scale_in_place(d, a)
         return d.add_(b) if alpha == 1 else torch.add(b, d, alpha=alpha, out=d)
     return d.mul_(a).add_(b)
-
-
-def reference_grads(fn, args, xs, needs, grads):
-    """Gradients of <fn(*args), grads> with respect to the xs that need them, through the
-    differentiable reference; differentiable themselves when grad mode is on (create_graph)."""
-    create_graph = torch.is_grad_enabled()
-    with torch.enable_grad():
-        found = fn(*args)
-        found = list(found) if isinstance(found, tuple) else [found]
-        wanted = [x for x, n in zip(xs, needs) if n]
-        got = torch.autograd.grad(found, wanted, list(grads), create_graph=create_graph, allow_unused=True) if wanted else ()
-    got = iter(got)
-    return tuple(next(got) if n else None for n in needs)
 
 
 def _run(function, args, xs, terms, n_out, reduce, mean, backend):

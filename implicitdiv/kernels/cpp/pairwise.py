@@ -12,8 +12,10 @@ mixture, this module builds the features in float64:
 per-row sums into gradients. The backward protocol runs one row pass per side (the columns' pass is
 the row pass with the sides swapped), each writing only its own rows, so the bits do not depend on
 the thread count. Sums with one weight column also have the training pass (kernel_sum_fused,
-kernel_sum_sym_fused; csrc/pairwise_fused.h), which scores each pair once for the value and every
-gradient.
+kernel_sum_sym_fused, mmd2_fused; csrc/pairwise_fused.h), which scores each pair once for the value
+and every gradient; mmd2 runs its three sums in one call into _C. The sums' NaN rule is applied in
+C++ by the pass that centers the points (csrc/pairwise_passes.h). mmd2_backward is not provided:
+every mmd2 that needs a gradient runs the training pass.
 """
 from __future__ import annotations
 
@@ -125,6 +127,27 @@ def kernel_sum_sym_fused(x, a, kernel, bandwidths, exclude_diag, needs):
     x, a = prepare(x), prepare(a)
     out, gx, ga, _, _ = _fused(x, a, None, None, kernel, bandwidths, True, bool(exclude_diag), (*needs, False, False))
     return out, gx, ga
+
+
+def _mmd2(x, y, kernel, bandwidths, unbiased: bool, needs):
+    batch, n, d = x.shape
+    out = torch.empty(batch, dtype=torch.float64)
+    gx = torch.empty_like(x) if needs[0] else None
+    gy = torch.empty_like(y) if needs[1] else None
+    _C.pairwise_mmd2(x.dtype == torch.float64, KERNEL_CODES[kernel], list(bandwidths), unbiased, batch, n, y.shape[1], d,
+                     x.data_ptr(), y.data_ptr(), out.data_ptr(), _address(gx), _address(gy), _threads())
+    return out.to(x.dtype), gx, gy
+
+
+def mmd2_forward(x, y, kernel, bandwidths, unbiased):
+    """MMD^2 of x (B, N, d) and y (B, M, d), biased or unbiased: (B,), its three sums in one call."""
+    return _mmd2(prepare(x), prepare(y), kernel, bandwidths, bool(unbiased), (False, False))[0]
+
+
+def mmd2_fused(x, y, kernel, bandwidths, unbiased, needs):
+    """Training pass of mmd2: (out, gx, gy), the gradients for an upstream gradient of 1 (None where
+    not needed), each of the three sums walked once."""
+    return _mmd2(prepare(x), prepare(y), kernel, bandwidths, bool(unbiased), needs)
 
 
 def _mixture_features(z, means, logvars):
