@@ -1,6 +1,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <iterator>
 #include <stdexcept>
 #include <string>
@@ -22,30 +23,53 @@ T* or_null(std::uintptr_t address) {
   return address == 0 ? nullptr : ptr<T>(address);
 }
 
+// Every term of one loss call in one call: term k reads xs[inputs[k]] (lengths[inputs[k]]
+// elements) and is scales[k] * (f_k(x) + offsets[k]); it writes its values (values[k]) or adds its
+// sum into output out_of[k], and writes scales[k] * f_k'(x) into derivs[k] (0: none). Output o's
+// sum is written, rounded to T, to the address outs[o] (outs empty when every term writes values).
 template <typename T>
-std::vector<double> ratio_terms_typed(std::uintptr_t x, int64_t n, const std::vector<int>& maps,
-                                      const std::vector<double>& offsets, const std::vector<double>& value_scales,
-                                      const std::vector<double>& deriv_scales, const std::vector<std::uintptr_t>& values,
-                                      const std::vector<std::uintptr_t>& derivs, int threads) {
+void ratio_losses_typed(const std::vector<std::uintptr_t>& xs, const std::vector<int64_t>& lengths,
+                        const std::vector<int>& inputs, const std::vector<int>& maps, const std::vector<double>& offsets,
+                        const std::vector<double>& scales, const std::vector<std::uintptr_t>& values,
+                        const std::vector<std::uintptr_t>& derivs, const std::vector<int>& out_of,
+                        const std::vector<std::uintptr_t>& outs, int threads) {
+  const int n_out = static_cast<int>(outs.size());
   const size_t k = maps.size();
-  if (offsets.size() != k || value_scales.size() != k || deriv_scales.size() != k || values.size() != k ||
-      derivs.size() != k)
-    throw std::invalid_argument("ratio_terms: maps, offsets, scales, values and derivs need one entry per term");
-  std::vector<RatioTerm<T>> terms;
+  if (lengths.size() != xs.size() || inputs.size() != k || offsets.size() != k || scales.size() != k ||
+      values.size() != k || derivs.size() != k || out_of.size() != k)
+    throw std::invalid_argument("ratio_losses: one length per input and one input, map, offset, scale, values, "
+                                "derivs and output per term");
   for (size_t j = 0; j < k; ++j)
-    terms.push_back({maps[j], offsets[j], value_scales[j], deriv_scales[j], or_null<T>(values[j]), or_null<T>(derivs[j])});
-  std::vector<double> sums(k, 0.0);
+    if (inputs[j] < 0 || inputs[j] >= static_cast<int>(xs.size()) || (!values[j] && (out_of[j] < 0 || out_of[j] >= n_out)))
+      throw std::invalid_argument("ratio_losses: a term names an input or output that does not exist");
+  std::vector<double> totals(n_out, 0.0);
   py::gil_scoped_release release;
-  ratio_terms(ptr<const T>(x), n, terms, threads, sums.data());
-  return sums;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    std::vector<RatioTerm<T>> terms;
+    std::vector<size_t> which;
+    for (size_t j = 0; j < k; ++j) {
+      if (inputs[j] != static_cast<int>(i)) continue;
+      terms.push_back({maps[j], offsets[j], scales[j], scales[j], or_null<T>(values[j]), or_null<T>(derivs[j])});
+      which.push_back(j);
+    }
+    if (terms.empty()) continue;
+    std::vector<double> sums(terms.size(), 0.0);
+    ratio_terms(ptr<const T>(xs[i]), lengths[i], terms, threads, sums.data());
+    for (size_t t = 0; t < which.size(); ++t)
+      if (!values[which[t]]) totals[out_of[which[t]]] += scales[which[t]] * sums[t];
+  }
+  for (int o = 0; o < n_out; ++o) *ptr<T>(outs[o]) = static_cast<T>(totals[o]);
 }
 
-std::vector<double> ratio_terms_entry(std::uintptr_t x, int64_t n, const std::vector<int>& maps,
-                                      const std::vector<double>& offsets, const std::vector<double>& value_scales,
-                                      const std::vector<double>& deriv_scales, const std::vector<std::uintptr_t>& values,
-                                      const std::vector<std::uintptr_t>& derivs, int threads, bool is_double) {
-  if (is_double) return ratio_terms_typed<double>(x, n, maps, offsets, value_scales, deriv_scales, values, derivs, threads);
-  return ratio_terms_typed<float>(x, n, maps, offsets, value_scales, deriv_scales, values, derivs, threads);
+void ratio_losses_entry(const std::vector<std::uintptr_t>& xs, const std::vector<int64_t>& lengths,
+                        const std::vector<int>& inputs, const std::vector<int>& maps, const std::vector<double>& offsets,
+                        const std::vector<double>& scales, const std::vector<std::uintptr_t>& values,
+                        const std::vector<std::uintptr_t>& derivs, const std::vector<int>& out_of,
+                        const std::vector<std::uintptr_t>& outs, int threads, bool is_double) {
+  if (is_double)
+    ratio_losses_typed<double>(xs, lengths, inputs, maps, offsets, scales, values, derivs, out_of, outs, threads);
+  else
+    ratio_losses_typed<float>(xs, lengths, inputs, maps, offsets, scales, values, derivs, out_of, outs, threads);
 }
 
 template <typename T>
@@ -76,11 +100,13 @@ double gaussian_terms_entry(int kind, int64_t rows, int64_t d, const std::vector
 void bind_losses(py::module_& m) {
   m.def("ratio_map_names", [] { return std::vector<std::string>(std::begin(kMapNames), std::end(kMapNames)); },
         "names of the elementwise ratio maps, indexed by map id");
-  m.def("ratio_terms", &ratio_terms_entry,
-        "one pass over x (n): per term k, values scale_k (f_k(x) + offset_k) or their unscaled sum, and "
-        "derivatives deriv_scale_k f_k'(x); returns the sums (0 for terms that wrote values)",
-        py::arg("x"), py::arg("n"), py::arg("maps"), py::arg("offsets"), py::arg("value_scales"),
-        py::arg("deriv_scales"), py::arg("values"), py::arg("derivs"), py::arg("threads"), py::arg("is_double"));
+  m.def("ratio_losses", &ratio_losses_entry,
+        "every term of a loss call over its inputs in one call: values scale_k (f_k(x) + offset_k) per element or "
+        "summed into the 0-dim output at outs[out_of_k] (written rounded to the input type), derivatives scale_k f_k'(x); a NaN or "
+        "+-inf logit gives a NaN value",
+        py::arg("xs"), py::arg("lengths"), py::arg("inputs"), py::arg("maps"), py::arg("offsets"), py::arg("scales"),
+        py::arg("values"), py::arg("derivs"), py::arg("out_of"), py::arg("outs"), py::arg("threads"),
+        py::arg("is_double"));
   m.def("gaussian_kind_names", [] {
           return std::vector<std::string>(std::begin(kGaussianKindNames), std::end(kGaussianKindNames));
         },

@@ -4,9 +4,21 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 namespace implicitdiv {
 namespace lossmath {
+
+// Whether v is neither NaN nor +-inf, as a compare that vectorizes (v - v is NaN exactly then).
+template <typename T>
+inline bool finite(T v) {
+  return v - v == T(0);
+}
+
+template <typename T>
+inline T quiet_nan() {
+  return std::numeric_limits<T>::quiet_NaN();
+}
 
 template <typename T>
 struct Consts;

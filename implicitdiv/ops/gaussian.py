@@ -25,6 +25,7 @@ import torch
 
 from ..kernels import load
 from ..reference import gaussian as ref
+from .library import fused_op
 from .ratio import scale_in_place
 from .reference_grads import reference_grads
 
@@ -78,18 +79,38 @@ def _rows(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(-1, d).contiguous()
 
 
-@torch.library.custom_op("implicitdiv::gaussian_terms", mutates_args=())
+def _fake_gaussian(xs, kind, want, mean, per_row, backend):
+    shape = xs[0].shape
+    value = xs[0].new_empty(shape[:-1] if per_row else ())
+    return [value] + [xs[0].new_empty(shape) for w in want if w]
+
+
+@fused_op("gaussian_terms", _fake_gaussian)
 def _gaussian_op(xs: list[torch.Tensor], kind: str, want: list[bool], mean: bool, per_row: bool,
                  backend: str) -> list[torch.Tensor]:
+    """[the value, then the wanted elementwise outputs]."""
     value, outs = load(backend, "gaussian").gaussian_forward(kind, xs, want, mean, per_row)
-    return [value] + [xs[0].new_empty(0) if o is None else o for o in outs]
+    return [value] + [o for o in outs if o is not None]
 
 
-@_gaussian_op.register_fake
-def _(xs, kind, want, mean, per_row, backend):
-    rows, d = xs[0].shape
-    value = xs[0].new_empty((rows,) if per_row else ())
-    return [value] + [xs[0].new_empty((rows, d) if w else (0,)) for w in want]
+def _forward(function, reduction, xs, want, backend):
+    """(value, outputs per kind slot or None) in the public shapes: the registered op while
+    torch.compile traces, the kernel module itself in eager mode. Inputs reach the kernels as they
+    are when all are contiguous, else as (rows, d) views (implicitdiv.kernels.layout)."""
+    shape = xs[0].shape
+    as_rows = not all(x.is_contiguous() for x in xs)
+    ins = [_rows(x) for x in xs] if as_rows else list(xs)
+    kind, mean, per_row = KIND[function], reduction == "mean", reduction == "none"
+    if torch.compiler.is_compiling():
+        results = _gaussian_op(ins, kind, want, mean, per_row, backend)
+        rest = iter(results[1:])
+        value, outs = results[0], [next(rest) if w else None for w in want]
+    else:
+        value, outs = load(backend, "gaussian").gaussian_forward(kind, ins, want, mean, per_row)
+    if as_rows:
+        value = value.view(shape[:-1]) if reduction == "none" else value
+        outs = [None if o is None else o.view(shape) for o in outs]
+    return value, outs
 
 
 class GaussianTermsFunction(torch.autograd.Function):
@@ -99,15 +120,11 @@ class GaussianTermsFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, function, reduction, grad_mode, backend, *xs):
-        shape = xs[0].shape
         needs = [grad_mode and bool(n) for n in ctx.needs_input_grad[4:]]
         want = _wanted_outputs(function, needs)
         if function != "reparameterize" and not any(needs):
             want = [False] * len(want)
-        per_row = reduction == "none"
-        results = _gaussian_op([_rows(x) for x in xs], KIND[function], want, reduction == "mean", per_row, backend)
-        value = results[0].view(shape[:-1]) if per_row else results[0]
-        outs = [o.view(shape) if w else None for o, w in zip(results[1:], want)]
+        value, outs = _forward(function, reduction, xs, want, backend)
         ctx.config = (function, reduction)
         ctx.save_for_backward(*xs)
         kept = outs[1:] if function == "reparameterize" else outs  # z is an output, not a derivative
@@ -135,7 +152,10 @@ class GaussianTermsFunction(torch.autograd.Function):
 def _apply(function, reduction, backend, xs):
     if xs[0].numel() == 0:  # no rows or d = 0: the reference's empty-sum semantics
         return _reference(function, reduction, xs)
-    return GaussianTermsFunction.apply(function, reduction, torch.is_grad_enabled(), backend, *xs)
+    if torch.is_grad_enabled() and any(x.requires_grad for x in xs):
+        return GaussianTermsFunction.apply(function, reduction, True, backend, *xs)
+    value, outs = _forward(function, reduction, xs, _wanted_outputs(function, [False] * len(xs)), backend)
+    return (outs[0], value) if function == "reparameterize" else value
 
 
 # ---- entry points used by the public layer -----------------------------------------------------
