@@ -103,11 +103,8 @@ double run(const GaussianCall<T>& call, int threads) {
           for (int q = 0; q < K::kIn; ++q) x[q] = in[q][j];
           T o[3];
           values[j] = K::eval(x, ds, o);
-          if constexpr (K::kNanRule) {
-            bool finite = true;
-            for (int q = 0; q < K::kIn; ++q) finite &= lossmath::finite(x[q]);
-            values[j] = finite ? values[j] : lossmath::quiet_nan<T>();
-          }
+          if constexpr (K::kNanRule)
+            for (int q = 0; q < K::kIn; ++q) values[j] += lossmath::nan_unless_finite(x[q]);
           for (int q = 0; q < K::kOut; ++q) out[q][j] = o[q];
         }
         row_sum += sum_block(values, len);

@@ -4,20 +4,15 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
-#include <limits>
 
 namespace implicitdiv {
 namespace lossmath {
 
-// Whether v is neither NaN nor +-inf, as a compare that vectorizes (v - v is NaN exactly then).
+// 0 for a finite v, NaN for NaN and +-inf (v - v): added to a value, it carries the NaN rule of the
+// public functions (a NaN or +-inf input gives NaN) without a branch or a select.
 template <typename T>
-inline bool finite(T v) {
-  return v - v == T(0);
-}
-
-template <typename T>
-inline T quiet_nan() {
-  return std::numeric_limits<T>::quiet_NaN();
+inline T nan_unless_finite(T v) {
+  return v - v;
 }
 
 template <typename T>

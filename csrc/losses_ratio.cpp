@@ -29,7 +29,7 @@ void map_block(const T* __restrict x, int64_t n, T offset, T vscale, T dscale, T
   for (int64_t i = 0; i < n; ++i) {
     T d;
     const T f = apply_map<M>(x[i], d);
-    val[i] = lossmath::finite(x[i]) ? vscale * (f + offset) : lossmath::quiet_nan<T>();
+    val[i] = vscale * (f + offset) + lossmath::nan_unless_finite(x[i]);
     if constexpr (kDer) der[i] = dscale * d;
   }
 }
@@ -44,9 +44,9 @@ void pair_block(const T* __restrict x, int64_t n, T offset1, T vscale1, T dscale
     T d1, d2;
     const T f1 = from_core<M1>(v, core, d1);
     const T f2 = from_core<M2>(v, core, d2);
-    const bool finite = lossmath::finite(v);
-    val1[i] = finite ? vscale1 * (f1 + offset1) : lossmath::quiet_nan<T>();
-    val2[i] = finite ? vscale2 * (f2 + offset2) : lossmath::quiet_nan<T>();
+    const T poison = lossmath::nan_unless_finite(v);
+    val1[i] = vscale1 * (f1 + offset1) + poison;
+    val2[i] = vscale2 * (f2 + offset2) + poison;
     if constexpr (kDer1) der1[i] = dscale1 * d1;
     if constexpr (kDer2) der2[i] = dscale2 * d2;
   }

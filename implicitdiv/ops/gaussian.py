@@ -26,7 +26,7 @@ import torch
 from ..kernels import load
 from ..reference import gaussian as ref
 from .library import fused_op
-from .ratio import scale_in_place
+from .in_place import scale_in_place
 from .reference_grads import reference_grads
 
 KIND = {"gaussian_nll": "nll", "kl_std_normal": "kl_std_normal", "kl_gaussians": "kl_gaussians",
@@ -43,18 +43,18 @@ def _wanted_outputs(function, needs):
     return [True, needs[1], needs[2]]  # z itself, dz/dlv, dz/deps
 
 
-def _fused_grads(function, xs, outs, needs, g, g_log_q):
+def _fused_grads(function, xs, outs, needs, g, g_log_q, kernels):
     """Input gradients from the saved derivative outputs, which this backward owns and scales in
     place; g is the upstream of the loss (of z for reparameterize), shaped to broadcast over the last
     dim, g_log_q that of log q."""
     if function in ("gaussian_nll", "kl_std_normal"):  # one saved derivative per input
-        return [None if o is None else scale_in_place(o, g) for o in outs]
+        return [None if o is None else scale_in_place(o, g, kernels) for o in outs]
     if function == "kl_gaussians":  # d/dmean_p = -d/dmean_q
         dmq, dlq, dlp = outs
-        g_mq = None if dmq is None else scale_in_place(dmq, g)
+        g_mq = None if dmq is None else scale_in_place(dmq, g, kernels)
         g_mp = None if not needs[2] else (-g_mq if needs[0] else g_mq.neg_())
-        return [g_mq if needs[0] else None, None if dlq is None else scale_in_place(dlq, g), g_mp,
-                None if dlp is None else scale_in_place(dlp, g)]
+        return [g_mq if needs[0] else None, None if dlq is None else scale_in_place(dlq, g, kernels), g_mp,
+                None if dlp is None else scale_in_place(dlp, g, kernels)]
     _, dz_dlv, dz_deps = outs
     return [g, None if dz_dlv is None else dz_dlv.mul_(g).add_(g_log_q, alpha=-0.5),
             None if dz_deps is None else dz_deps.mul_(g).addcmul_(g_log_q, xs[2], value=-1.0)]
@@ -125,7 +125,7 @@ class GaussianTermsFunction(torch.autograd.Function):
         if function != "reparameterize" and not any(needs):
             want = [False] * len(want)
         value, outs = _forward(function, reduction, xs, want, backend)
-        ctx.config = (function, reduction)
+        ctx.config = (function, reduction, backend)
         ctx.save_for_backward(*xs)
         kept = outs[1:] if function == "reparameterize" else outs  # z is an output, not a derivative
         ctx.derivs = kept if any(o is not None for o in kept) else None  # handed over to the first backward
@@ -135,7 +135,7 @@ class GaussianTermsFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, *grads):
-        function, reduction = ctx.config
+        function, reduction, backend = ctx.config
         xs, needs = ctx.saved_tensors, ctx.needs_input_grad[4:]
         if torch.is_grad_enabled() or ctx.derivs is None:  # create_graph, or a repeat with retain_graph
             return (None,) * 4 + reference_grads(_reference, (function, reduction, xs), xs, needs, grads)
@@ -145,7 +145,7 @@ class GaussianTermsFunction(torch.autograd.Function):
             outs = [None, *outs]
         else:
             g, g_log_q = (grads[0] if reduction != "none" else grads[0].unsqueeze(-1)), None
-        found = _fused_grads(function, xs, outs, needs, g, g_log_q)
+        found = _fused_grads(function, xs, outs, needs, g, g_log_q, load(backend, "gaussian"))
         return (None,) * 4 + tuple(f if n else None for f, n in zip(found, needs))
 
 

@@ -33,6 +33,7 @@ import torch
 
 from ..kernels import load
 from ..reference import ratio as ref
+from .in_place import affine_in_place, cpu_eager
 from .library import fused_op
 from .reference_grads import reference_grads
 
@@ -191,31 +192,32 @@ def _forward(xs, terms, n_out, reduce, mean, plan: CallPlan, backend):
 
 
 class RatioLossFunction(torch.autograd.Function):
-    """forward(function, args, terms, n_out, reduce, mean, grad_mode, backend, *xs) -> the n_out losses
+    """forward((function, args, terms, n_out, reduce, mean, backend), *xs) -> the n_out losses
     (reduce) or one tensor per term; terms are (input, map, sign, offset, out), divided by their
-    input's size when mean; derivatives are written only in grad mode, for inputs that need a
-    gradient, one buffer per derivative_plan carrier. function(*xs, *args) in
-    implicitdiv.reference.ratio is the differentiable ground truth used for double backward."""
+    input's size when mean; derivatives are written for the inputs that need a gradient, one buffer
+    per derivative_plan carrier. function(*xs, *args) in implicitdiv.reference.ratio is the
+    differentiable ground truth used for double backward. Applied only in grad mode."""
 
     @staticmethod
-    def forward(ctx, function, args, terms, n_out, reduce, mean, grad_mode, backend, *xs):
-        needs = tuple(grad_mode and bool(n) for n in ctx.needs_input_grad[8:])
+    def forward(ctx, config, *xs):
+        function, args, terms, n_out, reduce, mean, backend = config
+        needs = tuple(ctx.needs_input_grad[1:])
         plan = call_plan(terms, n_out, reduce, mean, tuple(x.numel() for x in xs), xs[0].dtype, needs)
         values, derivs = _forward(xs, terms, n_out, reduce, mean, plan, backend)
         ctx.save_for_backward(*xs)
         ctx.derivs = derivs  # handed over to the first backward
-        ctx.config = (function, args, terms, reduce, plan.carriers)
+        ctx.config = (function, args, terms, reduce, plan.carriers, backend)
         return tuple(values)
 
     @staticmethod
     def backward(ctx, *grads):
-        function, args, terms, reduce, plan = ctx.config
-        needs = ctx.needs_input_grad[8:]
+        function, args, terms, reduce, plan, backend = ctx.config
+        needs = ctx.needs_input_grad[1:]
         if torch.is_grad_enabled() or ctx.derivs is None:  # create_graph, or a repeat with retain_graph
             xs = ctx.saved_tensors
-            return (None,) * 8 + reference_grads(getattr(ref, function), (*xs, *args), xs, needs, grads)
+            return (None,) + reference_grads(getattr(ref, function), (*xs, *args), xs, needs, grads)
         derivs, ctx.derivs = ctx.derivs, None
-        if reduce and _cpu_eager(grads):  # 0-dim CPU upstreams: the arithmetic below in Python floats
+        if reduce and cpu_eager(grads):  # 0-dim CPU upstreams: the arithmetic below in Python floats
             grads = [float(g) for g in grads]
         scales: dict = {}  # carrier -> sum of g * k over its terms
         shifts: list = [None] * len(needs)  # input -> sum of g * e over its terms
@@ -232,45 +234,10 @@ class RatioLossFunction(torch.autograd.Function):
         for c, a in scales.items():
             i = terms[c][0]
             if out[i] is None:
-                out[i] = affine_in_place(derivs[c], a, shifts[i])
+                out[i] = affine_in_place(derivs[c], a, shifts[i], load(backend, "ratio"))
             else:
                 out[i] = out[i].add_(derivs[c], alpha=a) if isinstance(a, float) else out[i].addcmul_(derivs[c], a)
-        return (None,) * 8 + tuple(out)
-
-
-def _cpu_eager(grads) -> bool:
-    """Whether every upstream gradient is a CPU tensor outside torch.compile, so that 0-dim ones can be
-    read as Python numbers without a device sync or a graph break."""
-    return not torch.compiler.is_compiling() and all(g.device.type == "cpu" for g in grads)
-
-
-def scale_in_place(d: torch.Tensor, g) -> torch.Tensor:
-    """d * g written over d, which the backward owns: the saved derivatives become the gradient
-    without a new buffer. g is a tensor, or a Python number (a 0-dim CPU upstream read eagerly); an
-    upstream of exactly 1 (loss.backward() of the loss itself) leaves d as it is."""
-    if isinstance(g, torch.Tensor):
-        if g.dim() == 0 and _cpu_eager((g,)):
-            g = float(g)
-        else:
-            return d.mul_(g)
-    return d if g == 1 else d.mul_(g)
-
-
-def affine_in_place(d: torch.Tensor, a, b) -> torch.Tensor:
-    """d * a + b written over d (b None: d * a, as scale_in_place); a and b are tensors, or Python
-    numbers (0-dim CPU upstreams read eagerly). With numbers: one pass over d (torch.add(b, d,
-    alpha=a)), and an exact 0 shift (the other output's upstream gradient is zero) or unit scale is
-    skipped."""
-    if b is None:
-        return scale_in_place(d, a)
-    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
-        if not (a.dim() == 0 and b.dim() == 0 and _cpu_eager((a, b))):
-            return d.mul_(a).add_(b)
-        a, b = float(a), float(b)
-    a, b = float(a), float(b)
-    if b == 0:
-        return scale_in_place(d, a)
-    return d.add_(b) if a == 1 else torch.add(d.new_full((), b), d, alpha=a, out=d)
+        return (None,) + tuple(out)
 
 
 def _run(function, args, xs, terms, n_out, reduce, mean, backend):
@@ -279,9 +246,11 @@ def _run(function, args, xs, terms, n_out, reduce, mean, backend):
     NaN rule (a NaN or +-inf logit gives a NaN term)."""
     xs = [x.contiguous() for x in xs]
     if torch.is_grad_enabled() and any(x.requires_grad for x in xs):
-        return RatioLossFunction.apply(function, args, terms, n_out, reduce, mean, True, backend, *xs)
-    plan = call_plan(terms, n_out, reduce, mean, tuple(x.numel() for x in xs), xs[0].dtype, (False,) * len(xs))
-    return tuple(_forward(xs, terms, n_out, reduce, mean, plan, backend)[0])
+        return RatioLossFunction.apply((function, args, terms, n_out, reduce, mean, backend), *xs)
+    if torch.compiler.is_compiling():
+        plan = call_plan(terms, n_out, reduce, mean, tuple(x.numel() for x in xs), xs[0].dtype, (False,) * len(xs))
+        return tuple(_forward(xs, terms, n_out, reduce, mean, plan, backend)[0])
+    return tuple(load(backend, "ratio").ratio_forward(xs, terms, n_out, reduce, mean, (False,) * len(terms))[0])
 
 
 # ---- entry points used by the public layer -----------------------------------------------------

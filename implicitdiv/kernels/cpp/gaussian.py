@@ -24,7 +24,7 @@ import torch
 
 from ... import _C
 from ..layout import addressable, row_stride
-from .buffers import SUPPORTED
+from .buffers import SUPPORTED, scale_shift_  # noqa: F401 (protocol)
 
 KINDS = tuple(_C.gaussian_kind_names())
 

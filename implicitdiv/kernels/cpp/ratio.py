@@ -1,4 +1,4 @@
-"""Fused ratio-loss terms on CPU tensors through implicitdiv._C.ratio_losses.
+"""Fused ratio-loss terms on CPU tensors through implicitdiv._C.RatioLossPlan.
 
 Kernel-module protocol (shared with implicitdiv.kernels.triton.ratio):
 
@@ -19,28 +19,29 @@ import functools
 import torch
 
 from ... import _C
-from .buffers import SUPPORTED, prepare
+from .buffers import SUPPORTED, prepare, scale_shift_  # noqa: F401 (protocol)
 
 MAP_IDS = {name: i for i, name in enumerate(_C.ratio_map_names())}
 
 
 @functools.lru_cache(maxsize=512)
-def _columns(terms, numels, mean):
-    """The per-term arguments of _C.ratio_losses, fixed by the terms and the inputs' sizes."""
+def _plan(terms, numels, n_out, mean) -> _C.RatioLossPlan:
+    """The C++ side of a loss configuration, made once."""
     scales = [t[2] / numels[t[0]] if mean else t[2] for t in terms]
-    return [t[0] for t in terms], [MAP_IDS[t[1]] for t in terms], [float(t[3]) for t in terms], scales, [t[4] for t in terms]
+    return _C.RatioLossPlan(list(numels), [t[0] for t in terms], [MAP_IDS[t[1]] for t in terms],
+                            [float(t[3]) for t in terms], scales, [t[4] for t in terms], n_out)
 
 
 def ratio_forward(xs, terms, n_out, reduce, mean, want):
     for x in xs:
         if not (x.is_cpu and x.dtype in SUPPORTED and x.is_contiguous()):
             prepare(x)  # raises the backend's error
-    is_double = xs[0].dtype == torch.float64
-    inputs, maps, offsets, scales, out_of = _columns(tuple(terms), tuple(x.numel() for x in xs), bool(mean))
-    values = [None if reduce else torch.empty_like(xs[t[0]]) for t in terms]
+    n_out = n_out if reduce else 0
+    plan = _plan(terms, tuple([x.numel() for x in xs]), n_out, mean)
+    values = [None] * len(terms) if reduce else [torch.empty_like(xs[t[0]]) for t in terms]
     derivs = [torch.empty_like(xs[t[0]]) if w else None for t, w in zip(terms, want)]
-    outs = [torch.empty((), dtype=xs[0].dtype) for _ in range(n_out)] if reduce else []
-    _C.ratio_losses([x.data_ptr() for x in xs], [x.numel() for x in xs], inputs, maps, offsets, scales,
-                    [0 if v is None else v.data_ptr() for v in values], [0 if d is None else d.data_ptr() for d in derivs],
-                    out_of, [o.data_ptr() for o in outs], torch.get_num_threads(), is_double)
+    outs = [xs[0].new_empty(()) for _ in range(n_out)]
+    plan.run([x.data_ptr() for x in xs] + [0 if v is None else v.data_ptr() for v in values]
+             + [0 if d is None else d.data_ptr() for d in derivs] + [o.data_ptr() for o in outs],
+             torch.get_num_threads(), xs[0].dtype == torch.float64)
     return (outs if reduce else values), derivs

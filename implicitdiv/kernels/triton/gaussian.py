@@ -13,7 +13,7 @@ import triton
 import triton.language as tl
 
 from ..layout import addressable, row_stride
-from .ratio import FINAL_BLOCK, _expm1_exp, _scale, finalize_kernel
+from .ratio import FINAL_BLOCK, _expm1_exp, _scale, finalize_kernel, scale_shift_  # noqa: F401 (protocol)
 
 KINDS = ("nll", "kl_std_normal", "kl_gaussians", "reparameterize")
 SUPPORTED = (torch.float32, torch.float64)

@@ -208,6 +208,11 @@ def finalize_kernel(out0_ptr, out1_ptr, part0_ptr, count0, n0, part1_ptr, count1
         tl.store(out1_ptr, tot1.to(out1_ptr.dtype.element_ty))
 
 
+def scale_shift_(d: torch.Tensor, a: float, b: float) -> torch.Tensor:
+    """d <- a * d + b in place (a, b numbers), one pass."""
+    return torch.add(d.new_full((), b), d, alpha=a, out=d)
+
+
 # ---- launcher --------------------------------------------------------------------------------------
 
 def _check(xs):
