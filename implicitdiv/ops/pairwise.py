@@ -78,8 +78,9 @@ def _fake_grads(tensors, needs):
     return tuple(t.new_empty(t.shape) if need else t.new_empty(0) for t, need in zip(tensors, needs))
 
 
-def _use_fused(backend, grad_mode, needs, a=None) -> bool:
-    return grad_mode and any(needs) and (a is None or a.shape[-1] == 1) and backend in FUSED_BACKENDS
+def _use_fused(backend, needs, a=None) -> bool:
+    """Whether the forward runs the training pass (the Functions are applied only in grad mode)."""
+    return any(needs) and (a is None or a.shape[-1] == 1) and backend in FUSED_BACKENDS
 
 
 def _scaled(grads, g):
@@ -125,10 +126,10 @@ def _kernel_sum_fused_op(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b: t
 
 class KernelSumFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, y, a, b, kernel, bandwidths, backend, precision, grad_mode):
+    def forward(ctx, x, y, a, b, kernel, bandwidths, backend, precision):
         ctx.config = (kernel, bandwidths, backend, precision)
         needs = list(ctx.needs_input_grad[:4])
-        ctx.fused = _use_fused(backend, grad_mode, needs, a)
+        ctx.fused = _use_fused(backend, needs, a)
         if ctx.fused:
             out, *grads = _kernel_sum_fused_op(x, y, a, b, kernel, list(bandwidths), backend, needs)
             ctx.save_for_backward(x, y, a, b, *grads)
@@ -148,7 +149,7 @@ class KernelSumFunction(torch.autograd.Function):
         else:
             grads = tuple(_or_none(t) for t in _kernel_sum_backward_op(g.contiguous(), x, y, a, b, kernel, list(bandwidths),
                                                                        backend, precision, needs))
-        return (*grads, None, None, None, None, None)
+        return (*grads, None, None, None, None)
 
 
 # ---- kernel_sum_sym ----------------------------------------------------------------------------
@@ -180,10 +181,10 @@ def _kernel_sum_sym_fused_op(x: torch.Tensor, a: torch.Tensor, kernel: str, band
 
 class KernelSumSymFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, a, kernel, bandwidths, exclude_diag, backend, precision, grad_mode):
+    def forward(ctx, x, a, kernel, bandwidths, exclude_diag, backend, precision):
         ctx.config = (kernel, bandwidths, exclude_diag, backend, precision)
         needs = list(ctx.needs_input_grad[:2])
-        ctx.fused = _use_fused(backend, grad_mode, needs, a)
+        ctx.fused = _use_fused(backend, needs, a)
         if ctx.fused:
             out, gx, ga = _kernel_sum_sym_fused_op(x, a, kernel, list(bandwidths), exclude_diag, backend, needs)
             ctx.save_for_backward(x, a, gx, ga)
@@ -203,7 +204,7 @@ class KernelSumSymFunction(torch.autograd.Function):
         else:
             grads = tuple(_or_none(t) for t in _kernel_sum_sym_backward_op(g.contiguous(), x, a, kernel, list(bandwidths),
                                                                            exclude_diag, backend, precision, needs))
-        return (*grads, None, None, None, None, None, None)
+        return (*grads, None, None, None, None, None)
 
 
 # ---- mmd2 --------------------------------------------------------------------------------------
@@ -238,10 +239,10 @@ def _reference_mmd2(x, y, kernel, bandwidths, unbiased):
 
 class MMD2Function(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, y, kernel, bandwidths, unbiased, backend, precision, grad_mode):
+    def forward(ctx, x, y, kernel, bandwidths, unbiased, backend, precision):
         ctx.config = (kernel, bandwidths, unbiased, backend, precision)
         needs = list(ctx.needs_input_grad[:2])
-        ctx.fused = _use_fused(backend, grad_mode, needs)
+        ctx.fused = _use_fused(backend, needs)
         if ctx.fused:
             out, gx, gy = _mmd2_fused_op(x, y, kernel, list(bandwidths), unbiased, backend, needs)
             ctx.save_for_backward(x, y, gx, gy)
@@ -261,7 +262,7 @@ class MMD2Function(torch.autograd.Function):
         else:
             grads = tuple(_or_none(t) for t in _mmd2_backward_op(g.contiguous(), x, y, kernel, list(bandwidths), unbiased,
                                                                  backend, precision, needs))
-        return (*grads, None, None, None, None, None, None)
+        return (*grads, None, None, None, None, None)
 
 
 # ---- mixture_logpdf ----------------------------------------------------------------------------
@@ -311,7 +312,7 @@ def kernel_sum(x, y, a, b, kernel, bandwidths, backend, precision="ieee"):
     x, y, a, b = x.contiguous(), y.contiguous(), a.contiguous(), b.contiguous()
     if not _needs_graph(x, y, a, b):
         return _kernel_sum_op(x, y, a, b, kernel, list(bandwidths), backend, precision)
-    return KernelSumFunction.apply(x, y, a, b, kernel, tuple(bandwidths), backend, precision, True)
+    return KernelSumFunction.apply(x, y, a, b, kernel, tuple(bandwidths), backend, precision)
 
 
 def kernel_sum_sym(x, a, kernel, bandwidths, exclude_diag, backend, precision="ieee"):
@@ -320,7 +321,7 @@ def kernel_sum_sym(x, a, kernel, bandwidths, exclude_diag, backend, precision="i
     x, a = x.contiguous(), a.contiguous()
     if not _needs_graph(x, a):
         return _kernel_sum_sym_op(x, a, kernel, list(bandwidths), bool(exclude_diag), backend, precision)
-    return KernelSumSymFunction.apply(x, a, kernel, tuple(bandwidths), bool(exclude_diag), backend, precision, True)
+    return KernelSumSymFunction.apply(x, a, kernel, tuple(bandwidths), bool(exclude_diag), backend, precision)
 
 
 def mmd2(x, y, kernel, bandwidths, unbiased, backend, precision="ieee"):
@@ -329,7 +330,7 @@ def mmd2(x, y, kernel, bandwidths, unbiased, backend, precision="ieee"):
     x, y = x.contiguous(), y.contiguous()
     if not _needs_graph(x, y):
         return _mmd2_op(x, y, kernel, list(bandwidths), bool(unbiased), backend, precision)
-    return MMD2Function.apply(x, y, kernel, tuple(bandwidths), bool(unbiased), backend, precision, True)
+    return MMD2Function.apply(x, y, kernel, tuple(bandwidths), bool(unbiased), backend, precision)
 
 
 def mixture_logpdf(z, means, logvars, backend):
