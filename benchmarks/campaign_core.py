@@ -15,7 +15,6 @@ import math
 import multiprocessing as mp
 import os
 import platform
-import queue
 import statistics
 import time
 import traceback
@@ -211,10 +210,11 @@ def time_interleaved(calls: dict[str, Callable[[], object]], ctx: "Context", *, 
 
 # ---- the worker pool ---------------------------------------------------------------------------
 
-def _worker_main(tasks, results):
-    """A worker process: runs tasks (objects with .run() -> dict) until it receives None. It says
-    which task it starts, so the parent knows what a crash took down; after a CUDA error that leaves
-    the context unusable it exits, and the parent starts a fresh worker."""
+def _worker_main(tasks, results, current):
+    """A worker process: runs tasks (objects with .run() -> dict) until it receives None. The index
+    of the task it runs sits in the shared `current` (-1 between tasks), so the parent knows what a
+    crash took down; after a CUDA error that leaves the context unusable it exits, and the parent
+    starts a fresh worker."""
     import warnings
 
     warnings.filterwarnings("ignore")
@@ -223,15 +223,14 @@ def _worker_main(tasks, results):
         if item is None:
             return
         idx, task = item
-        results.put(("start", idx, os.getpid()))
+        current.value = idx
         try:
             row = task.run()
         except Exception as exc:  # reported as the task's result; the campaign goes on
             row = {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:2000]}
-        results.put(("done", idx, row))
+        results.put((idx, row))  # a SimpleQueue writes before it returns: nothing is lost if the process dies next
+        current.value = -1
         if row.get("status") == "error" and not _cuda_usable():
-            results.close()
-            results.join_thread()  # the result must leave before the process does
             os._exit(3)
 
 
@@ -245,10 +244,20 @@ def _cuda_usable() -> bool:
         return False
 
 
+@dataclass
+class _Worker:
+    proc: object
+    current: object  # multiprocessing.Value: the index of the task it runs, -1 when idle
+    seen: int = -1
+    since: float = 0.0
+
+
 class WorkerPool:
     """Worker processes (spawned: each gets its own CUDA context) that share the run's Triton and
     inductor disk caches, so work compiled in one is loaded, not compiled, elsewhere. `workers` = 0
     runs the tasks in this process."""
+
+    SKIPPED = {"status": "skipped", "error": "the budget ran out before it started"}
 
     def __init__(self, workers: int, deadline: float, task_timeout_s: float = 180.0):
         self.workers = workers
@@ -256,24 +265,18 @@ class WorkerPool:
         self.task_timeout_s = task_timeout_s
         self._ctx = mp.get_context("spawn")
         self._tasks = self._ctx.Queue()
-        self._results = self._ctx.Queue()
-        self._procs: list = []
-
-    def _spawn(self):
-        p = self._ctx.Process(target=_worker_main, args=(self._tasks, self._results), daemon=True)
-        p.start()
-        self._procs.append(p)
+        self._results = self._ctx.SimpleQueue()
+        self._pool: list[_Worker] = []
 
     def run(self, tasks: list) -> list[dict]:
         """Each task's result dict, in order. A task not started by the deadline gets
         {"status": "skipped"}; one whose worker died or hung past task_timeout_s gets "crashed"."""
         if self.workers <= 0:
             return [self._inline(t) if time.monotonic() < self.deadline else self.SKIPPED for t in tasks]
-        self._reap({}, [])
         out: list[dict | None] = [None] * len(tasks)
-        running: dict[int, tuple[int, float]] = {}  # task index -> (worker pid, start time)
-        fed, heard = 0, time.monotonic()
+        fed = 0
         while any(r is None for r in out):
+            self._reap(out)
             while fed < len(tasks) and fed - sum(r is not None for r in out) < 2 * self.workers:
                 if time.monotonic() > self.deadline:
                     out[fed:] = [self.SKIPPED] * (len(tasks) - fed)
@@ -281,41 +284,36 @@ class WorkerPool:
                     break
                 self._tasks.put((fed, tasks[fed]))
                 fed += 1
-            try:
-                kind, idx, payload = self._results.get(timeout=0.5)
-                heard = time.monotonic()
-                if kind == "start":
-                    running[idx] = (payload, heard)
-                else:
-                    out[idx] = payload
-                    running.pop(idx, None)
-            except queue.Empty:
-                pass
-            self._reap(running, out)
-            if time.monotonic() - heard > self.task_timeout_s:  # a message lost with a crashed worker
-                out[:fed] = [r or {"status": "crashed", "error": "no word from any worker"} for r in out[:fed]]
+            if self._results.empty():
+                time.sleep(0.05)
+            else:
+                idx, row = self._results.get()
+                out[idx] = row
         return out
 
-    SKIPPED = {"status": "skipped", "error": "the budget ran out before it started"}
-
-    def _reap(self, running, out):
-        """Marks the task of a dead or hung worker as crashed and replaces the worker."""
-        now = time.monotonic()
-        for idx, (pid, started) in list(running.items()):
-            proc = next((p for p in self._procs if p.pid == pid), None)
-            hung = now - started > self.task_timeout_s
-            if proc is not None and proc.is_alive() and not hung:
+    def _reap(self, out):
+        """Marks the task of a dead or hung worker as crashed, and keeps `workers` workers alive."""
+        now, alive = time.monotonic(), []
+        for w in self._pool:
+            idx = w.current.value
+            if idx != w.seen:
+                w.seen, w.since = idx, now
+            hung = idx >= 0 and now - w.since > self.task_timeout_s
+            if w.proc.is_alive() and not hung:
+                alive.append(w)
                 continue
-            if proc is not None and proc.is_alive():
-                proc.kill()
-                proc.join(5)
-            running.pop(idx)
-            if out[idx] is None:
-                out[idx] = {"status": "crashed", "error": "worker timed out" if hung else
-                            f"worker exited with code {proc.exitcode if proc else '?'}"}
-        self._procs = [p for p in self._procs if p.is_alive()]
-        while len(self._procs) < self.workers:
-            self._spawn()
+            if w.proc.is_alive():
+                w.proc.kill()
+                w.proc.join(5)
+            if 0 <= idx < len(out) and out[idx] is None:
+                out[idx] = {"status": "crashed", "error": f"no result after {self.task_timeout_s:.0f} s" if hung
+                            else f"worker exited with code {w.proc.exitcode}"}
+        self._pool = alive
+        while len(self._pool) < self.workers:
+            current = self._ctx.Value("q", -1, lock=False)
+            proc = self._ctx.Process(target=_worker_main, args=(self._tasks, self._results, current), daemon=True)
+            proc.start()
+            self._pool.append(_Worker(proc, current, since=now))
 
     @staticmethod
     def _inline(task) -> dict:
@@ -325,13 +323,13 @@ class WorkerPool:
             return {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:2000]}
 
     def close(self):
-        for _ in self._procs:
+        for _ in self._pool:
             self._tasks.put(None)
-        for p in self._procs:
-            p.join(10)
-            if p.is_alive():
-                p.kill()
-        self._procs = []
+        for w in self._pool:
+            w.proc.join(10)
+            if w.proc.is_alive():
+                w.proc.kill()
+        self._pool = []
 
 
 # ---- the report --------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ def kernel_magnitude(x, y, a, b, kernel, bandwidth) -> float:
         x, y = x.abs(), y.abs()
     s = idv.kernel_sum(x, y, kernel=kernel, bandwidth=bandwidth, x_weights=None if a is None else a.abs(),
                        y_weights=None if b is None else b.abs(), backend="reference")
-    return float(s.abs().max())
+    return float(s.detach().abs().max())
 
 
 def output_scales(function: str, ins: dict, kwargs: dict) -> dict:

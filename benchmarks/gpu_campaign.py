@@ -30,6 +30,13 @@ SECTION_MODULES = ("campaign_correctness", "campaign_floors", "campaign_timing",
 PLAN_WORKERS = 12  # the device machine's 16 cores, less the timed process and some slack
 
 
+def load_sections():
+    """Import the section modules (each registers its sections); returns campaign_core."""
+    for name in SECTION_MODULES:
+        importlib.import_module(f"benchmarks.{name}")
+    return importlib.import_module("benchmarks.campaign_core")
+
+
 def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dry-run", action="store_true", help="CPU tensors under TRITON_INTERPRET=1, tiny sizes")
@@ -49,10 +56,7 @@ def main(argv=None) -> int:
     if args.dry_run:
         os.environ["TRITON_INTERPRET"] = "1"  # before triton is imported, here and in the workers
         os.environ["GPU_CAMPAIGN_COMPILE_BACKEND"] = "eager"  # torch.compile traces only: inductor's C++ build is slow
-    for name in SECTION_MODULES:
-        importlib.import_module(f"benchmarks.{name}")
-    from benchmarks import campaign_core as core
-
+    core = load_sections()
     if args.list:
         for s in core.ordered():
             print(f"{s.order:4d} {s.name:24s} {s.about}")
