@@ -122,9 +122,10 @@ class Context:
             self.calibration = min(4.0, max(0.5, sum(r["seconds"] for r in ran) / est))
 
 
-def run_sections(ctx: Context, sections: list[Section], log=print) -> None:
+def run_sections(ctx: Context, sections: list[Section], log=print, after_each=lambda: None) -> None:
     """Runs each section unless its calibrated estimate overruns what is left of the budget; a
-    section that raises is recorded with its traceback and the next one runs."""
+    section that raises is recorded with its traceback and the next one runs. `after_each` is
+    called after every section (the report is rewritten, so a killed run still leaves one)."""
     for s in sections:
         estimate = max(0.0, float(s.estimate(ctx)))
         planned = estimate * ctx.calibration
@@ -137,6 +138,7 @@ def run_sections(ctx: Context, sections: list[Section], log=print) -> None:
                                                  f"of the budget left")
             log(f"== {s.name}: {record['note']}")
             ctx.records.append(record)
+            after_each()
             continue
         log(f"== {s.name} (estimate {planned:.0f} s, {ctx.left():.0f} s left): {s.about}"
             + (f" [{record['note']}]" if record.get("note") else ""))
@@ -151,6 +153,7 @@ def run_sections(ctx: Context, sections: list[Section], log=print) -> None:
         log(f"   {s.name}: {record['status']} in {record['seconds']:.1f} s")
         ctx.records.append(record)
         ctx.recalibrate()
+        after_each()
 
 
 # ---- timing ------------------------------------------------------------------------------------

@@ -77,7 +77,8 @@ def main(argv=None) -> int:
     env = core.environment(ctx)
     print(" ".join(f"{k}={v}" for k, v in env.items()), flush=True)
     try:
-        core.run_sections(ctx, sections, log=lambda msg: print(msg, flush=True))
+        core.run_sections(ctx, sections, log=lambda msg: print(msg, flush=True),
+                          after_each=lambda: core.write_report(ctx, env, argv))
     finally:
         ctx.close()
     files = core.write_report(ctx, env, argv)
