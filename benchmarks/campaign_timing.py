@@ -521,7 +521,7 @@ def _grid_estimate(ctx) -> float:
     section runs whatever fits in what is left, cheapest N first."""
     total = PREWARM_S + COMPILE_GRAPH_S + 4 * COMPILE_WARM_S
     for calls in _grid_calls(ctx):
-        preds = [model_s(ctx, c) for c in calls]
+        preds = [model_s(ctx, c) for c in calls if c.gib() <= max_gib(ctx)]
         total += row_cost([p for p in preds if p <= MAX_CALL_S])
     return total
 
