@@ -10,6 +10,7 @@ much is left: then it runs what fits, row by row); `run(ctx)` returns a `Section
 """
 from __future__ import annotations
 
+import gc
 import json
 import math
 import multiprocessing as mp
@@ -233,6 +234,9 @@ def _worker_main(tasks, results, current):
             row = {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:2000]}
         results.put((idx, row))  # a SimpleQueue writes before it returns: nothing is lost if the process dies next
         current.value = -1
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            gc.collect()
+            torch.cuda.empty_cache()  # an idle worker must not sit on memory the timed process needs
         if row.get("status") == "error" and not _cuda_usable():
             os._exit(3)
 

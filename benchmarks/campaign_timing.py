@@ -261,8 +261,9 @@ class LossCall(Prewarm):
 @dataclass(frozen=True)
 class TestCall(Prewarm):
     """mmd_test (median bandwidth, `permutations` relabelings) by Triton, or its naive matrix form:
-    K of the pooled sample in the matmul form, then diag(W^T K W) as ((K @ W) * W).sum(0)."""
-    backend: str  # "triton" or "eager"
+    K of the pooled sample in the matmul form, then diag(W^T K W) as ((K @ W) * W).sum(0); or only
+    the drawing of the permutation weights both of them do ("weights")."""
+    backend: str  # "triton", "eager" or "weights"
     n: int
     d: int
     permutations: int
@@ -280,6 +281,8 @@ class TestCall(Prewarm):
         if self.backend == "triton":
             return lambda: idv.mmd_test(x, y, permutations=self.permutations, seed=0, backend="triton",
                                         precision=self.precision)
+        if self.backend == "weights":
+            return lambda: permutation_weights(self.n, self.n, self.permutations, 0, x.dtype, x.device)
         bw = float(idv.median_bandwidth(x, y))
 
         def naive():
@@ -674,14 +677,17 @@ def _test_rows(ctx):
     n, d, perms = sizes(ctx)["test"]
     for precision in ("ieee", "tf32"):
         yield n, d, perms, precision, {b: TestCall(b, n, d, perms, precision, ctx.device.type)
-                                       for b in ("triton", "eager")}
+                                       for b in ("triton", "eager", "weights")}
+
+
+WEIGHTS_S_PER_ENTRY = 3e-8  # drawing the permutation weights on the host: rand + argsort per entry (assumed)
 
 
 def _test_estimate(ctx) -> float:
     total = PREWARM_S
     for n, d, perms, precision, _ in _test_rows(ctx):
-        floor = test_floor_s(ctx, n, d, perms, precision)
-        total += row_cost([GAP * floor, 2 * GAP * floor])
+        floor, weights = test_floor_s(ctx, n, d, perms, precision), WEIGHTS_S_PER_ENTRY * 2 * n * perms
+        total += row_cost([GAP * floor + weights, 2 * GAP * floor + weights, weights])
     return total
 
 
@@ -694,7 +700,9 @@ def _test_run(ctx) -> SectionResult:
                 "result": speedups(r), "note": r.get("failed", "")} for r in rows]
     return SectionResult(rows=rows, summary=summary, notes=[
         "mmd_test with the median bandwidth; eager = the pooled kernel matrix in the matmul form and "
-        "((K @ W) * W).sum(0) over the same permutation weights, at the same precision"])
+        "((K @ W) * W).sum(0) over the same permutation weights, at the same precision; both draw the "
+        "weights (reference.permutation_weights, on the CPU) inside the call: 'weights' times that alone, "
+        "and 'x weights' is its share of the Triton call"])
 
 
 register(Section("timing.targets", 40, _targets_estimate, _targets_run,
