@@ -72,6 +72,11 @@ class Prewarm:
         """Estimated peak memory of the call (0 for the fused ops)."""
         return 0.0
 
+    def seeded(self, seed: int):
+        """The call's device and a generator on it: every backend of a row draws the same inputs."""
+        dev = torch.device(self.device)
+        return dev, torch.Generator(device=dev).manual_seed(seed)
+
     def run(self) -> dict:
         fn = self.build()
         fn()
@@ -134,8 +139,8 @@ class MmdCall(Prewarm):
         return {"pykeops": _keops_mmd2, "geomloss": _geomloss_mmd2}[self.backend](bw)
 
     def inputs(self):
-        dev, dtype = torch.device(self.device), getattr(torch, self.dtype)
-        gen = torch.Generator(device=dev).manual_seed(self.n + self.d)
+        dev, gen = self.seeded(self.n + self.d)
+        dtype = getattr(torch, self.dtype)
         x = torch.randn(self.n, self.d, device=dev, generator=gen).to(dtype).requires_grad_(self.backward)
         y = (torch.randn(self.n, self.d, device=dev, generator=gen) + 0.1).to(dtype).requires_grad_(self.backward)
         return x, y
@@ -180,8 +185,7 @@ class MixtureCall(Prewarm):
         import implicitdiv as idv
         from implicitdiv.reference import pairwise as ref
 
-        dev = torch.device(self.device)
-        gen = torch.Generator(device=dev).manual_seed(self.n)
+        dev, gen = self.seeded(self.n)
         z, means = (torch.randn(self.n, self.d, device=dev, generator=gen) for _ in range(2))
         logvars = torch.rand(self.n, self.d, device=dev, generator=gen) * 3.0 - 2.0
         ins = [t.requires_grad_(self.backward) for t in (z, means, logvars)]
@@ -233,8 +237,7 @@ class LossCall(Prewarm):
     def build(self):
         import implicitdiv as idv
 
-        dev = torch.device(self.device)
-        gen = torch.Generator(device=dev).manual_seed(self.n)
+        dev, gen = self.seeded(self.n)
         if self.function == "adversarial_losses":
             shapes, naive = [(self.n,)] * 2, _ratio_variants()[0]
 
@@ -274,8 +277,7 @@ class TestCall(Prewarm):
         import implicitdiv as idv
         from implicitdiv.reference.pairwise import p_value, permutation_weights
 
-        dev = torch.device(self.device)
-        gen = torch.Generator(device=dev).manual_seed(self.n)
+        dev, gen = self.seeded(self.n)
         x = torch.randn(self.n, self.d, device=dev, generator=gen)
         y = torch.randn(self.n, self.d, device=dev, generator=gen) + 0.1
         if self.backend == "triton":
