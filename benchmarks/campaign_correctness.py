@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .campaign_core import Section, SectionResult, register
-from .campaign_internals import TOLERANCES, assert_close, loss_blocks, ratio_loss_scales, tile_sizes
+from .campaign_internals import TOLERANCES, assert_close, loss_blocks, ratio_loss_scales, tile_sizes, triton_functions
 
 KERNELS = ("rbf", "laplacian", "imq", "energy", "linear")
 MODES = (("float32", "ieee"), ("float32", "tf32"), ("bfloat16", "ieee"), ("float16", "ieee"), ("float64", "ieee"))
@@ -267,7 +267,8 @@ def pairwise_cases(device: torch.device, tiny: bool) -> list[Case]:
                                       ("y_weights", (1027, 65))), (("kernel", "imq"), ("bandwidth", 1.0)),
                        ("x", "y", "x_weights", "y_weights"), "bfloat16", "ieee", 1100, dev)]
     perms = min(2 * bp + 3, 40) if tiny else 2 * bp + 3  # weight columns across several tiles
-    for j, (dtype, precision) in enumerate((("float32", "ieee"), ("float32", "tf32"), ("bfloat16", "ieee"))):
+    for j, (dtype, precision) in enumerate((("float32", "ieee"), ("float32", "tf32"), ("bfloat16", "ieee"),
+                                            ("float16", "ieee"))):
         n, m, d = (17, 15, 5) if tiny else (big + 1, big - 1, feat + 1)
         cases.append(Case("mmd_test", (("x", (n, d)), ("y", (m, d))),
                           (("bandwidth", 1.0), ("permutations", perms), ("seed", 7)), (), dtype, precision,
@@ -306,6 +307,12 @@ def loss_cases(device: torch.device, tiny: bool) -> list[Case]:
         cases.append(Case(function, tuple((n, shape) for n in names), kw, tuple(n for n in names if n != "eps"),
                           ("float32", "float64")[i % 2], None, 6000 + i, dev, extreme=bool(i % 2)))
     return cases
+
+
+def uncovered(device: torch.device, tiny: bool) -> list[str]:
+    """The Triton-backed public functions that no correctness case calls."""
+    called = {c.function for build in (pairwise_cases, loss_cases) for c in build(device, tiny)}
+    return sorted(set(triton_functions()) - called)
 
 
 def thin(cases: list[Case], per_function: int) -> list[Case]:
@@ -357,6 +364,10 @@ def run(ctx, build) -> SectionResult:
                         "note": (r.get("error") or "")[:160]})
     if len(bad) > MAX_SUMMARY_FAILURES:
         summary.append({"what": f"... {len(bad) - MAX_SUMMARY_FAILURES} more", "result": "in the report"})
+    missing = uncovered(ctx.device, ctx.dry_run) if build is loss_cases else []  # said once, by the last section
+    if missing:
+        summary.append({"what": "not covered", "result": ", ".join(missing),
+                        "note": "Triton-backed functions that no correctness case calls"})
     notes = [f"tolerances: tests/equivalence.py TOLERANCES; tf32 held to the bfloat16 one; err/bound <= 1 passes",
              "rel = |fast - ref| / |ref| over the finite entries (outputs; gradients of <out, u>)"]
     return SectionResult(rows=rows, summary=summary, notes=notes)

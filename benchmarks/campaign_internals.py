@@ -52,6 +52,11 @@ def tile_sizes(device: torch.device) -> dict:
     return {k: sorted(v) for k, v in found.items()}
 
 
+def triton_functions() -> frozenset[str]:
+    """The public functions the Triton backend implements (the backend resolver's registry)."""
+    return _module("implicitdiv.ops.registry").IMPLEMENTED["triton"]
+
+
 def loss_blocks() -> tuple[int, int]:
     """(BLOCK, FINAL_BLOCK) of the fused loss kernels: the sizes the loss cases cross."""
     mod = _module(TRITON_RATIO)

@@ -15,7 +15,7 @@ import torch
 
 import implicitdiv as idv
 from benchmarks import gpu_campaign
-from benchmarks.campaign_correctness import Case, poisoned_outputs
+from benchmarks.campaign_correctness import Case, poisoned_outputs, uncovered
 from benchmarks.campaign_internals import tiles_overridden
 from implicitdiv.kernels.triton import pairwise as tp
 
@@ -41,6 +41,11 @@ def test_dry_run_runs_every_section_and_prints_the_summary_last(tmp_path):
     assert all(r["status"] == "ok" for r in sections["sweep.tiles"]["rows"])
     tail = done.stdout[done.stdout.rindex("## Summary"):]
     assert "wrote" not in tail and tail.count("\n|") >= len(sections)
+
+
+def test_every_triton_backed_function_has_correctness_cases():
+    assert uncovered(torch.device("cuda"), tiny=False) == []
+    assert uncovered(torch.device("cpu"), tiny=True) == []
 
 
 def _kernel_sum_case(dev="cpu") -> Case:
