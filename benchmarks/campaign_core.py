@@ -47,8 +47,6 @@ class Section:
     partial_after_s: float | None = None  # a section that checks the budget row by row runs, given this much
 
 
-
-
 REGISTRY: dict[str, Section] = {}
 
 
@@ -128,7 +126,14 @@ def run_sections(ctx: Context, sections: list[Section], log=print, after_each=la
     section that raises is recorded with its traceback and the next one runs. `after_each` is
     called after every section (the report is rewritten, so a killed run still leaves one)."""
     for s in sections:
-        estimate = max(0.0, float(s.estimate(ctx)))
+        try:
+            estimate = max(0.0, float(s.estimate(ctx)))
+        except Exception:  # an estimate that cannot be made (an internal moved): the section says so
+            ctx.records.append({"name": s.name, "about": s.about, "estimate_s": 0.0, "planned_s": 0.0, "seconds": 0.0,
+                                "status": "error", "note": traceback.format_exc(limit=8)})
+            log(ctx.records[-1]["note"])
+            after_each()
+            continue
         planned = estimate * ctx.calibration
         record = {"name": s.name, "about": s.about, "estimate_s": estimate, "planned_s": planned, "seconds": 0.0}
         partial = s.partial_after_s is not None and ctx.left() >= s.partial_after_s

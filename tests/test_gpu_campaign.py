@@ -83,10 +83,13 @@ def test_the_budget_skips_what_would_overrun_it_and_an_error_stops_only_its_sect
 
     def broken(ctx):
         raise RuntimeError("planted")
+    unknowable = core.Section("unknowable", 6, broken, lambda ctx: core.SectionResult())
     core.run_sections(ctx, [_section("cheap", 1, 1.0), _section("dear", 2, 100.0), _section("broken", 3, 1.0, broken),
-                            _section("partial", 4, 100.0, partial=5.0), _section("late", 5, 1.0)], log=lambda m: None)
+                            _section("partial", 4, 100.0, partial=5.0), _section("late", 5, 1.0), unknowable],
+                      log=lambda m: None)
     status = {r["name"]: r["status"] for r in ctx.records}
-    assert status == {"cheap": "ran", "dear": "skipped", "broken": "error", "partial": "ran", "late": "ran"}
+    assert status == {"cheap": "ran", "dear": "skipped", "broken": "error", "partial": "ran", "late": "ran",
+                      "unknowable": "error"}
     notes = {r["name"]: r.get("note", "") for r in ctx.records}
     assert "skipped: estimated" in notes["dear"] and "planted" in notes["broken"] and "runs what fits" in notes["partial"]
 
