@@ -89,16 +89,17 @@ _COMPILED: dict = {}
 
 
 def compiled(fn_key, factory, dynamic: bool):
-    """One torch.compile per naive function and mode, kept for the run (recompiles are its cost).
-    The naive forms' closures share one code object, and dynamo counts recompiles per code object:
-    past its limit it would silently run them eagerly, so the limit is raised."""
+    """One torch.compile per naive function and mode, kept for the run. Static shapes unless
+    `dynamic` (a new shape compiles anew, as the pool compiled it ahead, so inductor's cache has
+    it). The naive forms' closures share one code object, and dynamo counts recompiles per code
+    object: past its limit it would silently run them eagerly, so the limit is raised."""
     cfg = torch._dynamo.config
     for name in ("recompile_limit", "cache_size_limit"):
         if hasattr(cfg, name):
             setattr(cfg, name, max(getattr(cfg, name), 256))
     key = (fn_key, dynamic)
     if key not in _COMPILED:
-        _COMPILED[key] = torch.compile(factory(), dynamic=dynamic or None, backend=COMPILE_BACKEND)
+        _COMPILED[key] = torch.compile(factory(), dynamic=dynamic, backend=COMPILE_BACKEND)
     return _COMPILED[key]
 
 
