@@ -375,7 +375,18 @@ def peak_mib(t) -> float | None:
     return None if t.peak_bytes is None else t.peak_bytes / 2**20
 
 
-def time_mmd_row(ctx, calls: list[MmdCall], predictor: Predictor, compiles: set) -> dict:
+def pool_failure(warmed: dict, call) -> str:
+    """Why this call must not run in the timed process ("" when it may): it crashed its worker, or
+    left the worker's CUDA context broken, when the pool ran it ahead; here that would end every
+    later measurement. Other failures (out of memory, a compile error) are left to the row, which
+    reports them."""
+    result = warmed.get(call, {"status": "pass"})
+    if result.get("status") == "crashed" or "CUDA error" in result.get("error", ""):
+        return f"failed in the pool: {result.get('error', result['status'])[:100]}"
+    return ""
+
+
+def time_mmd_row(ctx, calls: list[MmdCall], predictor: Predictor, compiles: set, warmed: dict) -> dict:
     """One row: every backend's median time and peak memory, the floor, the ratios; backends that
     would not fit, take too long or overrun the budget are named in the note."""
     c0 = calls[0]
@@ -387,7 +398,9 @@ def time_mmd_row(ctx, calls: list[MmdCall], predictor: Predictor, compiles: set)
         gib = c.gib()
         key = (c.backend, c.d, nb, c.backward, c.dtype, c.precision)
         pred = predictor.predict(key, work, model_s(ctx, c))
-        if gib > max_gib(ctx):
+        if pool_failure(warmed, c):
+            notes.append(f"{c.backend}: {pool_failure(warmed, c)}")
+        elif gib > max_gib(ctx):
             notes.append(f"{c.backend}: needs ~{gib:.0f} GiB")
         elif pred > MAX_CALL_S:
             notes.append(f"{c.backend}: ~{pred:.0f} s a call predicted")
@@ -428,13 +441,15 @@ def _mmd_calls(ctx, n, d, bw, dtype, precision, backward, backends, dynamic=Fals
     return [MmdCall(b, n, d, bw, dtype, precision, backward, ctx.device.type, dynamic=dynamic) for b in backends]
 
 
-def prewarm(ctx, calls) -> int:
-    """Compile the calls' kernels ahead in the pool (deduplicated, those that fit in memory);
-    returns how many ran."""
-    tasks = [c.prewarm() for c in calls if c.backend in ("triton", "compile")]
-    tasks = list(dict.fromkeys(t for t in tasks if t.gib() <= PREWARM_GIB))
-    results = ctx.pool().run(tasks)
-    return sum(r.get("status") == "pass" for r in results)
+def prewarm(ctx, calls) -> dict:
+    """Compile the calls' kernels ahead in the pool (deduplicated, those that fit in memory), each
+    call run once at its small size in a worker; returns {call: the worker's result} for the calls
+    it ran, so a call that failed there (a tile that does not compile, or crashes the context) need
+    not run in the timed process."""
+    chosen = [c for c in calls if c.backend in ("triton", "compile") and c.prewarm().gib() <= PREWARM_GIB]
+    tasks = list(dict.fromkeys(c.prewarm() for c in chosen))
+    results = dict(zip(tasks, ctx.pool().run(tasks)))
+    return {c: results[c.prewarm()] for c in chosen}
 
 
 # ---- sections -----------------------------------------------------------------------------------
@@ -479,9 +494,9 @@ def _targets_estimate(ctx) -> float:
 
 def _targets_run(ctx) -> SectionResult:
     groups = _target_calls(ctx)
-    prewarm(ctx, [c for calls in groups for c in calls])
+    warmed = prewarm(ctx, [c for calls in groups for c in calls])
     predictor, compiles = Predictor(), set()
-    rows = [time_mmd_row(ctx, calls, predictor, compiles) for calls in groups]
+    rows = [time_mmd_row(ctx, calls, predictor, compiles, warmed) for calls in groups]
     n, d = sizes(ctx)["target"]
     errors = target_errors(ctx, n, d)
     summary = []
@@ -534,9 +549,9 @@ def _grid_estimate(ctx) -> float:
 
 def _grid_run(ctx) -> SectionResult:
     groups = _grid_calls(ctx)
-    prewarm(ctx, [c for calls in groups for c in calls])
+    warmed = prewarm(ctx, [c for calls in groups for c in calls])
     predictor, compiles = Predictor(), set()
-    rows = [time_mmd_row(ctx, calls, predictor, compiles) for calls in groups]
+    rows = [time_mmd_row(ctx, calls, predictor, compiles, warmed) for calls in groups]
     ran = [r for r in rows if "triton ms" in r]
     summary = [{"what": f"{len(ran)} of {len(rows)} rows timed", "result": ""}]
     if ran:
@@ -554,12 +569,14 @@ def _grid_run(ctx) -> SectionResult:
         "rows cheapest first, skipped with a note when out of memory, over MAX_CALL_S or over the budget"])
 
 
-def _time_simple(ctx, label: dict, calls: dict, floor_s: float) -> dict:
+def _time_simple(ctx, label: dict, calls: dict, floor_s: float, warmed: dict) -> dict:
     """A row of named calls (one of them "triton") with their medians, peaks, ratios and floor."""
     if ctx.left() <= 0:
         return {**label, "note": "skipped: the budget is spent"}
-    built = {name: c.build() for name, c in calls.items()}
+    refused = [f"{name}: {pool_failure(warmed, c)}" for name, c in calls.items() if pool_failure(warmed, c)]
+    built = {name: c.build() for name, c in calls.items() if not pool_failure(warmed, c)}
     timings, failed = time_calls(ctx, built)
+    failed = refused + failed
     row = dict(label)
     for name, t in timings.items():
         row[f"{name} ms"] = 1e3 * t.median_s
@@ -611,9 +628,9 @@ def _losses_estimate(ctx) -> float:
 
 def _losses_run(ctx) -> SectionResult:
     groups = list(_losses_calls(ctx))
-    prewarm(ctx, [c for _, _, calls in groups for c in calls.values()])
+    warmed = prewarm(ctx, [c for _, _, calls in groups for c in calls.values()])
     rows = [_time_simple(ctx, {"function": function, "elements": n}, calls,
-                         _loss_bytes(function, n) / rates(ctx)["copy_bytes_per_s"]) for function, n, calls in groups]
+                         _loss_bytes(function, n) / rates(ctx)["copy_bytes_per_s"], warmed) for function, n, calls in groups]
     summary = [{"what": f"{r['function']} {r['elements'] / 2**20:.3g}M", "result": speedups(r), "note": r.get("failed", "")}
                for r in rows]
     return SectionResult(rows=rows, summary=summary, notes=[
@@ -656,11 +673,11 @@ def _mixture_estimate(ctx) -> float:
 
 def _mixture_run(ctx) -> SectionResult:
     groups = list(_mixture_rows(ctx))
-    prewarm(ctx, [c for *_, calls, _ in groups for c in calls.values()])
+    warmed = prewarm(ctx, [c for *_, calls, _ in groups for c in calls.values()])
     rows = []
     for n, d, backward, calls, note in groups:
         label = {"N = M": n, "d": d, "pass": "fwd+bwd" if backward else "fwd"}
-        rows.append({**_time_simple(ctx, label, calls, mixture_floor_s(ctx, n, d, backward)), "note": note})
+        rows.append({**_time_simple(ctx, label, calls, mixture_floor_s(ctx, n, d, backward), warmed), "note": note})
     summary = [{"what": f"mixture N=M={r['N = M']} d={r['d']} {r['pass']}", "result": speedups(r),
                 "note": "; ".join(x for x in (r.get("note"), r.get("failed")) if x)} for r in rows]
     return SectionResult(rows=rows, summary=summary, notes=[
@@ -696,9 +713,9 @@ def _test_estimate(ctx) -> float:
 
 def _test_run(ctx) -> SectionResult:
     groups = list(_test_rows(ctx))
-    prewarm(ctx, [c for *_, calls in groups for c in calls.values()])
+    warmed = prewarm(ctx, [c for *_, calls in groups for c in calls.values()])
     rows = [_time_simple(ctx, {"N = M": n, "d": d, "permutations": p, "precision": pr}, calls,
-                         test_floor_s(ctx, n, d, p, pr)) for n, d, p, pr, calls in groups]
+                         test_floor_s(ctx, n, d, p, pr), warmed) for n, d, p, pr, calls in groups]
     summary = [{"what": f"mmd_test N=M={r['N = M']} d={r['d']} P={r['permutations']} {r['precision']}",
                 "result": speedups(r), "note": r.get("failed", "")} for r in rows]
     return SectionResult(rows=rows, summary=summary, notes=[
