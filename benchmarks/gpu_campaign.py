@@ -15,8 +15,13 @@ sections in order of value, each skipped with a note when its estimate would ove
 
 --out DIR gets report.md and campaign.json; the summary table is printed last. --dry-run sets
 TRITON_INTERPRET=1 before triton is imported and runs everything on CPU tensors at tiny sizes
-(tests/test_gpu_campaign.py runs it in CI). Sections live in a registry (campaign_core.register):
-a module listed in SECTION_MODULES registers its own.
+(tests/test_gpu_campaign.py runs it in CI).
+
+Adding a section: a module under benchmarks/, named in SECTION_MODULES, that calls
+campaign_core.register(Section(name, order, estimate, run, about)) -- `order` places it among the
+others, estimate(ctx) gives its seconds from ctx.floors (campaign_floors.rates), run(ctx) returns a
+SectionResult (rows for the report, lines for the summary), and checks ctx.left() if it can stop
+early (partial_after_s then lets it start with less than its full estimate left).
 """
 from __future__ import annotations
 
