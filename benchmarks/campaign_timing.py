@@ -276,7 +276,7 @@ class TestCall(Prewarm):
 
     def build(self):
         import implicitdiv as idv
-        from implicitdiv.reference.pairwise import p_value, permutation_weights
+        from implicitdiv.statistics import p_value, permutation_weights
 
         dev, gen = self.seeded(self.n)
         x = torch.randn(self.n, self.d, device=dev, generator=gen)
@@ -721,7 +721,7 @@ def _test_run(ctx) -> SectionResult:
     return SectionResult(rows=rows, summary=summary, notes=[
         "mmd_test with the median bandwidth; eager = the pooled kernel matrix in the matmul form and "
         "((K @ W) * W).sum(0) over the same permutation weights, at the same precision; both draw the "
-        "weights (reference.permutation_weights, on the CPU) inside the call: 'weights' times that alone, "
+        "weights (statistics.permutation_weights, on the CPU) inside the call: 'weights' times that alone, "
         "and 'x weights' is its share of the Triton call"])
 
 
