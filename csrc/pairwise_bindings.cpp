@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "buffers.h"
@@ -293,6 +294,10 @@ void mixture_rows_backward(bool is_double, bool z_is_row, int64_t n, int64_t m, 
 }  // namespace
 
 void bind_pairwise(py::module_& m) {
+  m.def(
+      "pairwise_kernel_names",
+      [] { return std::vector<std::string>(kKernelNames, kKernelNames + kKernels); },
+      "the kernels of the pairwise engine, in the order of their codes");
   m.def("pairwise_sum_forward", &sum_forward,
         "out (B, P) float64 = sum_ij a_ip k(x_i, y_j) b_jp, tiled (sym: y = x, each unordered tile pair once)",
         py::arg("is_double"), py::arg("kernel"), py::arg("bandwidths"), py::arg("sym"), py::arg("exclude_diag"),
