@@ -10,8 +10,9 @@ from .backend import resolve
 from .mmd import mmd2
 from .ops import pairwise as ops
 
-# Rows of features gathered per batch of the subset-by-subset schedule (bounds its extra memory).
-GATHER_ROWS = 1 << 16
+# Bytes of features gathered per side and batch of the subset-by-subset schedule: bounds its extra
+# memory (the engine runs a batch's elements one after the other, so larger batches gain nothing).
+GATHER_BYTES = 32 << 20
 
 
 def kid_subsets(n_real: int, n_fake: int, subsets: int, subset_size: int, seed=None):
@@ -48,8 +49,8 @@ def _by_columns(real, fake, real_idx, fake_idx, params, backend, precision):
 
 
 def _by_subsets(real, fake, real_idx, fake_idx, kernel, backend, precision):
-    """Every subset's MMD^2 as one batch element of mmd2, GATHER_ROWS gathered rows at a time."""
-    per_batch = max(1, GATHER_ROWS // real_idx.shape[1])
+    """Every subset's MMD^2 as one batch element of mmd2, GATHER_BYTES of gathered rows at a time."""
+    per_batch = max(1, GATHER_BYTES // (real_idx.shape[1] * real.shape[1] * real.element_size()))
     scores = []
     for s in range(0, real_idx.shape[0], per_batch):
         xs = real[real_idx[s:s + per_batch].to(real.device)]
