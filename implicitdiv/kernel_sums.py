@@ -35,12 +35,13 @@ def canonical(x, y, x_weights, y_weights):
     if a_cols and b_cols and a.shape[-1] != b.shape[-1]:
         raise ValueError(f"x_weights has P = {a.shape[-1]} columns but y_weights has P = {b.shape[-1]}")
     p = max(a.shape[-1], b.shape[-1])
-    a, b = a.expand(-1, -1, p), b.expand(-1, -1, p)
+    a = a if a.shape[-1] == p else a.expand(-1, -1, p)
+    b = b if b.shape[-1] == p else b.expand(-1, -1, p)
     xb, yb = (x, y) if batched else (x.unsqueeze(0), y.unsqueeze(0))
+    shape = ((xb.shape[0],) if batched else ()) + ((p,) if (a_cols or b_cols) else ())
 
     def shape_result(out):  # (B, P) -> public shape
-        out = out if (a_cols or b_cols) else out[..., 0]
-        return out if batched else out[0]
+        return out.reshape(shape)
 
     return xb, yb, a, b, shape_result
 

@@ -114,13 +114,13 @@ def _forward(function, reduction, xs, want, backend):
 
 
 class GaussianTermsFunction(torch.autograd.Function):
-    """forward(function, reduction, grad_mode, backend, *xs) with xs broadcast to one shape (..., d):
-    the loss (reduction over rows), or for reparameterize the pair (z, log_q). Derivatives are
-    written only in grad mode, for inputs that need a gradient."""
+    """forward(function, reduction, backend, *xs) with xs broadcast to one shape (..., d): the loss
+    (reduction over rows), or for reparameterize the pair (z, log_q). Derivatives are written for the
+    inputs that need a gradient. Applied only in grad mode."""
 
     @staticmethod
-    def forward(ctx, function, reduction, grad_mode, backend, *xs):
-        needs = [grad_mode and bool(n) for n in ctx.needs_input_grad[4:]]
+    def forward(ctx, function, reduction, backend, *xs):
+        needs = [bool(n) for n in ctx.needs_input_grad[3:]]
         want = _wanted_outputs(function, needs)
         if function != "reparameterize" and not any(needs):
             want = [False] * len(want)
@@ -136,9 +136,9 @@ class GaussianTermsFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *grads):
         function, reduction, backend = ctx.config
-        xs, needs = ctx.saved_tensors, ctx.needs_input_grad[4:]
+        xs, needs = ctx.saved_tensors, ctx.needs_input_grad[3:]
         if torch.is_grad_enabled() or ctx.derivs is None:  # create_graph, or a repeat with retain_graph
-            return (None,) * 4 + reference_grads(_reference, (function, reduction, xs), xs, needs, grads)
+            return (None,) * 3 + reference_grads(_reference, (function, reduction, xs), xs, needs, grads)
         outs, ctx.derivs = ctx.derivs, None
         if function == "reparameterize":
             g, g_log_q = grads[0], grads[1].unsqueeze(-1)
@@ -146,14 +146,14 @@ class GaussianTermsFunction(torch.autograd.Function):
         else:
             g, g_log_q = (grads[0] if reduction != "none" else grads[0].unsqueeze(-1)), None
         found = _fused_grads(function, xs, outs, needs, g, g_log_q, load(backend, "gaussian"))
-        return (None,) * 4 + tuple(f if n else None for f, n in zip(found, needs))
+        return (None,) * 3 + tuple(f if n else None for f, n in zip(found, needs))
 
 
 def _apply(function, reduction, backend, xs):
     if xs[0].numel() == 0:  # no rows or d = 0: the reference's empty-sum semantics
         return _reference(function, reduction, xs)
     if torch.is_grad_enabled() and any(x.requires_grad for x in xs):
-        return GaussianTermsFunction.apply(function, reduction, True, backend, *xs)
+        return GaussianTermsFunction.apply(function, reduction, backend, *xs)
     value, outs = _forward(function, reduction, xs, _wanted_outputs(function, [False] * len(xs)), backend)
     return (outs[0], value) if function == "reparameterize" else value
 

@@ -78,8 +78,9 @@ def _fake_grads(tensors, needs):
     return tuple(t.new_empty(t.shape) if need else t.new_empty(0) for t, need in zip(tensors, needs))
 
 
-def _use_fused(backend, grad_mode, needs, a=None) -> bool:
-    return grad_mode and any(needs) and (a is None or a.shape[-1] == 1) and backend in FUSED_BACKENDS
+def _use_fused(backend, needs, a=None) -> bool:
+    """Whether the forward runs the training pass (the Functions are applied only in grad mode)."""
+    return any(needs) and (a is None or a.shape[-1] == 1) and backend in FUSED_BACKENDS
 
 
 def _scaled(grads, g):
@@ -94,6 +95,33 @@ def _saved(grads, needs):
 
 def _needs_graph(*tensors) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def _forward(ctx, tensors, fused: bool, run_fused, run_forward):
+    """The Functions' forward: the training pass (run_fused(needs) -> (out, *unit-upstream grads),
+    saved for backward) when fused, else the forward op."""
+    ctx.fused = fused
+    if fused:
+        out, *grads = run_fused(list(ctx.needs_input_grad[:len(tensors)]))
+        ctx.save_for_backward(*tensors, *grads)
+        return out
+    ctx.save_for_backward(*tensors)
+    return run_forward()
+
+
+def _backward(ctx, g, count: int, reference, run_backward):
+    """The Functions' backward over their `count` tensor inputs, then None for each setting: through
+    the reference (reference(*tensors)) when it must be differentiable itself, the saved training-pass
+    gradients times g when fused, else the backward op (run_backward(needs, *tensors))."""
+    tensors = ctx.saved_tensors[:count]
+    needs = list(ctx.needs_input_grad[:count])
+    if torch.is_grad_enabled():
+        grads = reference_grads(reference, tensors, tensors, needs, (g,))
+    elif ctx.fused:
+        grads = _scaled(_saved(ctx.saved_tensors[count:], needs), g)
+    else:
+        grads = tuple(_or_none(t) for t in run_backward(needs, *tensors))
+    return (*grads, *(None,) * (len(ctx.needs_input_grad) - count))
 
 
 # ---- kernel_sum --------------------------------------------------------------------------------
@@ -125,30 +153,19 @@ def _kernel_sum_fused_op(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b: t
 
 class KernelSumFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, y, a, b, kernel, bandwidths, backend, precision, grad_mode):
+    def forward(ctx, x, y, a, b, kernel, bandwidths, backend, precision):
         ctx.config = (kernel, bandwidths, backend, precision)
-        needs = list(ctx.needs_input_grad[:4])
-        ctx.fused = _use_fused(backend, grad_mode, needs, a)
-        if ctx.fused:
-            out, *grads = _kernel_sum_fused_op(x, y, a, b, kernel, list(bandwidths), backend, needs)
-            ctx.save_for_backward(x, y, a, b, *grads)
-            return out
-        ctx.save_for_backward(x, y, a, b)
-        return _kernel_sum_op(x, y, a, b, kernel, list(bandwidths), backend, precision)
+        bw = list(bandwidths)
+        return _forward(ctx, (x, y, a, b), _use_fused(backend, ctx.needs_input_grad[:4], a),
+                        lambda needs: _kernel_sum_fused_op(x, y, a, b, kernel, bw, backend, needs),
+                        lambda: _kernel_sum_op(x, y, a, b, kernel, bw, backend, precision))
 
     @staticmethod
     def backward(ctx, g):
-        x, y, a, b = ctx.saved_tensors[:4]
         kernel, bandwidths, backend, precision = ctx.config
-        needs = list(ctx.needs_input_grad[:4])
-        if torch.is_grad_enabled():
-            grads = reference_grads(ref.kernel_sum, (x, y, a, b, kernel, bandwidths), (x, y, a, b), needs, (g,))
-        elif ctx.fused:
-            grads = _scaled(_saved(ctx.saved_tensors[4:], needs), g)
-        else:
-            grads = tuple(_or_none(t) for t in _kernel_sum_backward_op(g.contiguous(), x, y, a, b, kernel, list(bandwidths),
-                                                                       backend, precision, needs))
-        return (*grads, None, None, None, None, None)
+        return _backward(ctx, g, 4, lambda x, y, a, b: ref.kernel_sum(x, y, a, b, kernel, bandwidths),
+                         lambda needs, x, y, a, b: _kernel_sum_backward_op(g.contiguous(), x, y, a, b, kernel,
+                                                                           list(bandwidths), backend, precision, needs))
 
 
 # ---- kernel_sum_sym ----------------------------------------------------------------------------
@@ -180,30 +197,19 @@ def _kernel_sum_sym_fused_op(x: torch.Tensor, a: torch.Tensor, kernel: str, band
 
 class KernelSumSymFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, a, kernel, bandwidths, exclude_diag, backend, precision, grad_mode):
+    def forward(ctx, x, a, kernel, bandwidths, exclude_diag, backend, precision):
         ctx.config = (kernel, bandwidths, exclude_diag, backend, precision)
-        needs = list(ctx.needs_input_grad[:2])
-        ctx.fused = _use_fused(backend, grad_mode, needs, a)
-        if ctx.fused:
-            out, gx, ga = _kernel_sum_sym_fused_op(x, a, kernel, list(bandwidths), exclude_diag, backend, needs)
-            ctx.save_for_backward(x, a, gx, ga)
-            return out
-        ctx.save_for_backward(x, a)
-        return _kernel_sum_sym_op(x, a, kernel, list(bandwidths), exclude_diag, backend, precision)
+        bw = list(bandwidths)
+        return _forward(ctx, (x, a), _use_fused(backend, ctx.needs_input_grad[:2], a),
+                        lambda needs: _kernel_sum_sym_fused_op(x, a, kernel, bw, exclude_diag, backend, needs),
+                        lambda: _kernel_sum_sym_op(x, a, kernel, bw, exclude_diag, backend, precision))
 
     @staticmethod
     def backward(ctx, g):
-        x, a = ctx.saved_tensors[:2]
         kernel, bandwidths, exclude_diag, backend, precision = ctx.config
-        needs = list(ctx.needs_input_grad[:2])
-        if torch.is_grad_enabled():
-            grads = reference_grads(ref.kernel_sum_sym, (x, a, kernel, bandwidths, exclude_diag), (x, a), needs, (g,))
-        elif ctx.fused:
-            grads = _scaled(_saved(ctx.saved_tensors[2:], needs), g)
-        else:
-            grads = tuple(_or_none(t) for t in _kernel_sum_sym_backward_op(g.contiguous(), x, a, kernel, list(bandwidths),
-                                                                           exclude_diag, backend, precision, needs))
-        return (*grads, None, None, None, None, None, None)
+        return _backward(ctx, g, 2, lambda x, a: ref.kernel_sum_sym(x, a, kernel, bandwidths, exclude_diag),
+                         lambda needs, x, a: _kernel_sum_sym_backward_op(g.contiguous(), x, a, kernel, list(bandwidths),
+                                                                         exclude_diag, backend, precision, needs))
 
 
 # ---- mmd2 --------------------------------------------------------------------------------------
@@ -232,36 +238,22 @@ def _mmd2_fused_op(x: torch.Tensor, y: torch.Tensor, kernel: str, bandwidths: li
     return out, _or_empty(gx, x), _or_empty(gy, x)
 
 
-def _reference_mmd2(x, y, kernel, bandwidths, unbiased):
-    return ref.mmd2(x, y, kernel, bandwidths, "unbiased" if unbiased else "biased")
-
-
 class MMD2Function(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, y, kernel, bandwidths, unbiased, backend, precision, grad_mode):
+    def forward(ctx, x, y, kernel, bandwidths, unbiased, backend, precision):
         ctx.config = (kernel, bandwidths, unbiased, backend, precision)
-        needs = list(ctx.needs_input_grad[:2])
-        ctx.fused = _use_fused(backend, grad_mode, needs)
-        if ctx.fused:
-            out, gx, gy = _mmd2_fused_op(x, y, kernel, list(bandwidths), unbiased, backend, needs)
-            ctx.save_for_backward(x, y, gx, gy)
-            return out
-        ctx.save_for_backward(x, y)
-        return _mmd2_op(x, y, kernel, list(bandwidths), unbiased, backend, precision)
+        bw = list(bandwidths)
+        return _forward(ctx, (x, y), _use_fused(backend, ctx.needs_input_grad[:2]),
+                        lambda needs: _mmd2_fused_op(x, y, kernel, bw, unbiased, backend, needs),
+                        lambda: _mmd2_op(x, y, kernel, bw, unbiased, backend, precision))
 
     @staticmethod
     def backward(ctx, g):
-        x, y = ctx.saved_tensors[:2]
         kernel, bandwidths, unbiased, backend, precision = ctx.config
-        needs = list(ctx.needs_input_grad[:2])
-        if torch.is_grad_enabled():
-            grads = reference_grads(_reference_mmd2, (x, y, kernel, bandwidths, unbiased), (x, y), needs, (g,))
-        elif ctx.fused:
-            grads = _scaled(_saved(ctx.saved_tensors[2:], needs), g)
-        else:
-            grads = tuple(_or_none(t) for t in _mmd2_backward_op(g.contiguous(), x, y, kernel, list(bandwidths), unbiased,
-                                                                 backend, precision, needs))
-        return (*grads, None, None, None, None, None, None)
+        estimator = "unbiased" if unbiased else "biased"
+        return _backward(ctx, g, 2, lambda x, y: ref.mmd2(x, y, kernel, bandwidths, estimator),
+                         lambda needs, x, y: _mmd2_backward_op(g.contiguous(), x, y, kernel, list(bandwidths), unbiased,
+                                                               backend, precision, needs))
 
 
 # ---- mixture_logpdf ----------------------------------------------------------------------------
@@ -286,18 +278,15 @@ class MixtureLogpdfFunction(torch.autograd.Function):
         out = _mixture_logpdf_op(z, means, logvars, backend)
         ctx.save_for_backward(z, means, logvars, out)
         ctx.backend = backend
+        ctx.fused = False
         return out
 
     @staticmethod
     def backward(ctx, g):
-        z, means, logvars, out = ctx.saved_tensors
-        needs = list(ctx.needs_input_grad[:3])
-        if torch.is_grad_enabled():
-            grads = reference_grads(ref.gaussian_mixture_logpdf, (z, means, logvars), (z, means, logvars), needs, (g,))
-        else:
-            grads = tuple(_or_none(t) for t in _mixture_logpdf_backward_op(g.contiguous(), z, means, logvars, out,
-                                                                           ctx.backend, needs))
-        return (*grads, None)
+        out = ctx.saved_tensors[3]
+        return _backward(ctx, g, 3, ref.gaussian_mixture_logpdf,
+                         lambda needs, z, m, lv: _mixture_logpdf_backward_op(g.contiguous(), z, m, lv, out, ctx.backend,
+                                                                             needs))
 
 
 # ---- entry points used by the public layer -----------------------------------------------------
@@ -311,7 +300,7 @@ def kernel_sum(x, y, a, b, kernel, bandwidths, backend, precision="ieee"):
     x, y, a, b = x.contiguous(), y.contiguous(), a.contiguous(), b.contiguous()
     if not _needs_graph(x, y, a, b):
         return _kernel_sum_op(x, y, a, b, kernel, list(bandwidths), backend, precision)
-    return KernelSumFunction.apply(x, y, a, b, kernel, tuple(bandwidths), backend, precision, True)
+    return KernelSumFunction.apply(x, y, a, b, kernel, tuple(bandwidths), backend, precision)
 
 
 def kernel_sum_sym(x, a, kernel, bandwidths, exclude_diag, backend, precision="ieee"):
@@ -320,7 +309,7 @@ def kernel_sum_sym(x, a, kernel, bandwidths, exclude_diag, backend, precision="i
     x, a = x.contiguous(), a.contiguous()
     if not _needs_graph(x, a):
         return _kernel_sum_sym_op(x, a, kernel, list(bandwidths), bool(exclude_diag), backend, precision)
-    return KernelSumSymFunction.apply(x, a, kernel, tuple(bandwidths), bool(exclude_diag), backend, precision, True)
+    return KernelSumSymFunction.apply(x, a, kernel, tuple(bandwidths), bool(exclude_diag), backend, precision)
 
 
 def mmd2(x, y, kernel, bandwidths, unbiased, backend, precision="ieee"):
@@ -329,7 +318,7 @@ def mmd2(x, y, kernel, bandwidths, unbiased, backend, precision="ieee"):
     x, y = x.contiguous(), y.contiguous()
     if not _needs_graph(x, y):
         return _mmd2_op(x, y, kernel, list(bandwidths), bool(unbiased), backend, precision)
-    return MMD2Function.apply(x, y, kernel, tuple(bandwidths), bool(unbiased), backend, precision, True)
+    return MMD2Function.apply(x, y, kernel, tuple(bandwidths), bool(unbiased), backend, precision)
 
 
 def mixture_logpdf(z, means, logvars, backend):

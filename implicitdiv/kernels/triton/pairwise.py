@@ -285,8 +285,10 @@ def mmd2_backward(g, x, y, kernel, bandwidths, unbiased, needs, precision="ieee"
     z, w = _pooled(x, y, unbiased)
     pl = plan(z, z, kernel, bandwidths, precision, sym=True, exclude=bool(unbiased))
     gz = 2.0 * row_grads(z, z, (w * g.reshape(-1, 1, 1).to(w.dtype)).contiguous(), w, pl)
-    n = x.shape[1]
-    return (gz[:, :n].to(x.dtype) if needs[0] else None), (gz[:, n:].to(y.dtype) if needs[1] else None)
+    n = x.shape[1]  # copies, not views of gz: an op's outputs may not alias each other
+    gx = gz[:, :n].to(x.dtype, copy=True) if needs[0] else None
+    gy = gz[:, n:].to(y.dtype, copy=True) if needs[1] else None
+    return gx, gy
 
 
 @dataclass(frozen=True)
@@ -321,10 +323,13 @@ def mixture_lse(mp: MixturePlan) -> torch.Tensor:
 
 
 def mixture_logpdf_forward(z, means, logvars, precision="ieee"):
-    """out_i = log (1/M) sum_j N(z_i; m_j, diag exp(lv_j)) = lse_i - log M: (N,)."""
+    """out_i = log (1/M) sum_j N(z_i; m_j, diag exp(lv_j)) = lse_i - log M: (N,); NaN in a row whose z
+    holds a NaN or an Inf, everywhere when a component does."""
     _check(precision, z, means, logvars)
     mp = mixture_plan(z, means, logvars, precision)
-    return (mixture_lse(mp) - math.log(means.shape[0])).to(z.dtype)
+    out = mixture_lse(mp) - math.log(means.shape[0])
+    ok = all_finite(z, 1) & all_finite(means) & all_finite(logvars)  # the NaN rule: per row of z, everywhere
+    return torch.where(ok, out, float("nan")).to(z.dtype)
 
 
 def mixture_logpdf_backward(g, z, means, logvars, out, needs, precision="ieee"):
