@@ -19,10 +19,10 @@ Peers (each where importable; none is a requirement of implicitdiv):
 
 Times: median of --repeats calls, the two sides' calls interleaved in this process, after a
 warm-up call (pykeops compiles there); the ratio is the number to read. Peak memory: the largest
-resident set size above the one before the call, sampled every 2 ms by a thread (the inputs exist
-before the call and are not counted); the script re-runs itself with MALLOC_MMAP_THRESHOLD_ fixed
-at 128 KiB, so that glibc returns every large block when it is freed and one call's memory does not
-stay resident into the next. Installing the peers without touching torch: pip install
+resident set size above the one before the call (bench_distributed.PeakRss: the heap's free pages
+handed back first, then sampled every millisecond; the inputs exist before the call and are not
+counted); the script re-runs itself with MALLOC_MMAP_THRESHOLD_ fixed at 128 KiB, so that glibc
+maps every large block afresh and hands it back when freed. Installing the peers without touching torch: pip install
 --no-deps torchmetrics lightning-utilities geomloss (make test does); pykeops and keopscore with
 --no-deps into a folder put on PYTHONPATH (they compile with the machine's g++ at first use);
 alibi-detect (numpy < 2, transformers, ...) into a scratch venv with torch==2.13.0, its
@@ -35,7 +35,6 @@ import importlib
 import os
 import statistics
 import sys
-import threading
 import time
 import warnings
 
@@ -43,36 +42,10 @@ import torch
 
 import implicitdiv as idv
 
+from .bench_distributed import PeakRss
+
 GIB = 2.0**30
 MEMORY_GIB = 24.0  # this machine's memory: a peer needing more does not fit
-
-
-class PeakRSS:
-    """Largest resident set size above the starting one while the block runs, in bytes."""
-
-    PAGE = os.sysconf("SC_PAGE_SIZE")
-
-    def _rss(self) -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * self.PAGE
-
-    def __enter__(self):
-        self.start = self.peak = self._rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
-
-    def _watch(self):
-        while not self._stop.wait(0.002):
-            self.peak = max(self.peak, self._rss())
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._rss())
-        self.bytes = self.peak - self.start
-        return False
 
 
 def measure(sides: dict, repeats: int) -> dict:
@@ -82,11 +55,11 @@ def measure(sides: dict, repeats: int) -> dict:
         values[name] = fn()  # warm-up (JIT compiles, allocator pools)
     for _ in range(repeats):
         for name, fn in sides.items():
-            with PeakRSS() as mem:
+            with PeakRss() as mem:
                 start = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - start)
-            peaks[name] = max(peaks[name], mem.bytes)
+            peaks[name] = max(peaks[name], mem.extra)
     return {n: (values[n], statistics.median(times[n]), peaks[n]) for n in sides}
 
 
