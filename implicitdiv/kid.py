@@ -59,13 +59,20 @@ def _by_subsets(real, fake, real_idx, fake_idx, kernel, backend, precision):
     return torch.cat(scores)
 
 
+# Time per multiply-add of the subset schedule over the column schedule's: three small passes per
+# subset (packing, thread start-up) against three large ones. Measured at 10,000 x 2048 per side,
+# 100 subsets of 1000 (benchmarks/RESULTS.md, "Peers"): 1.05x the multiply-adds in 0.62x the time.
+SUBSET_OVERHEAD = 1.7
+
+
 def by_columns_is_cheaper(n_real: int, n_fake: int, d: int, subsets: int, subset_size: int) -> bool:
-    """Whether the weight-column schedule scores fewer pair-terms: it visits the (n_real + n_fake)^2 / 2
-    pairs once, each for a d-long dot product and a contraction with the 2 x subsets columns; the
-    subset schedule visits 2 subset_size^2 pairs per subset, each for a dot product."""
-    pooled = (n_real + n_fake) ** 2 / 2 * (d + 2 * subsets)
+    """Whether the weight-column schedule is the faster: it visits the (n_real + n_fake)^2 / 2 pairs
+    once, each for a d-long dot product and a contraction with the `subsets` weight columns; the
+    subset schedule visits 2 subset_size^2 pairs per subset (half of each symmetric sum), each for a
+    dot product and one weight, at SUBSET_OVERHEAD times the cost per multiply-add."""
+    pooled = (n_real + n_fake) ** 2 / 2 * (d + subsets)
     per_subset = 2.0 * subsets * subset_size**2 * (d + 1)
-    return pooled < per_subset
+    return pooled < SUBSET_OVERHEAD * per_subset
 
 
 def kid(real_features, fake_features, *, subsets=100, subset_size=1000, seed=None, degree=3, gamma=None, coef0=1.0,
