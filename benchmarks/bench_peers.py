@@ -190,7 +190,7 @@ def bench_alibi(quick, repeats):
     res["theirs"] = (v_t[:1], *res["theirs"][1:])
     rows.append(row("alibi-detect", f"MMD drift, N = M = {n}, d = {d}, {perms} permutations", res["ours"],
                     res["theirs"], note))
-    big = 8000 if quick else 40000
+    big = 8000 if quick else 32768
     x, y = samples(big, big, d, offset=0.05)
     need = 2 * (2 * big) ** 2 * 4 / GIB  # the (N + M)^2 kernel matrix and its permuted copy
     rows.append(row_alone("alibi-detect", f"MMD drift, N = M = {big}, d = {d}, {perms} permutations",
