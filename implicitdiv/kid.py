@@ -1,6 +1,7 @@
 """Kernel Inception Distance: the unbiased MMD^2 of a cubic polynomial kernel over random subsets of
-feature vectors (Binkowski et al. 2018, "Demystifying MMD GANs", section 5; the MMD-GAN paper of
-/work/shared/seeds/ 003), as torchmetrics' KernelInceptionDistance and torch-fidelity compute it."""
+feature vectors (Binkowski et al. 2018, "Demystifying MMD GANs"; not among /work/shared/seeds/, whose
+003 slides list MMD-GAN in the model set), as torchmetrics' KernelInceptionDistance and
+torch-fidelity compute it."""
 from __future__ import annotations
 
 import torch
@@ -77,8 +78,8 @@ def by_columns_is_cheaper(n_real: int, n_fake: int, d: int, subsets: int, subset
 
 def kid(real_features, fake_features, *, subsets=100, subset_size=1000, seed=None, degree=3, gamma=None, coef0=1.0,
         schedule="auto", backend=None, precision="ieee"):
-    """Kernel Inception Distance between two sets of feature vectors (Binkowski et al. 2018, eq. 3
-    with the kernel of section 5): for each of `subsets` random subsets X_s of subset_size rows of
+    """Kernel Inception Distance between two sets of feature vectors (Binkowski et al. 2018): for
+    each of `subsets` random subsets X_s of subset_size rows of
     real_features and Y_s of fake_features (m = subset_size, drawn without replacement),
 
         KID_s = 1/(m(m-1)) sum_{i != j} [k(x_i, x_j) + k(y_i, y_j)] - 2/m^2 sum_ij k(x_i, y_j),
