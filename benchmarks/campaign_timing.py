@@ -276,7 +276,7 @@ class TestCall(Prewarm):
 
     def build(self):
         import implicitdiv as idv
-        from implicitdiv.reference.pairwise import p_value, permutation_weights
+        from implicitdiv.statistics import p_value, permutation_weights
 
         dev, gen = self.seeded(self.n)
         x = torch.randn(self.n, self.d, device=dev, generator=gen)
