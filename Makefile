@@ -19,6 +19,10 @@ $(DEPS): | $(PY)
 	@$(PY) -c "import torch" 2>/dev/null && echo "torch already installed: $$($(PY) -c 'import torch; print(torch.__version__)')" \
 	  || $(PY) -m pip install torch==2.13.0
 	$(PY) -m pip install triton numpy pybind11 cmake pytest hypothesis tqdm matplotlib scikit-learn
+	# peers the tests compare with (tests/test_kid.py, tests/test_peers.py): torchmetrics and geomloss,
+	# --no-deps so that their torch requirement can never bring another torch (their other needs,
+	# numpy, packaging, typing_extensions, are installed above)
+	$(PY) -m pip install --no-deps torchmetrics lightning-utilities geomloss
 	touch $@
 
 $(BUILT): $(DEPS) setup.py CMakeLists.txt $(wildcard csrc/*.cpp csrc/*.h)

@@ -45,6 +45,8 @@ def _draw(name: str, shape, rng, extreme: bool, offset: float) -> np.ndarray:
     d = shape[-1] if shape else 1
     if name in ("x", "y"):
         return rng.standard_normal(shape) / math.sqrt(d) + (offset if name == "y" else 0.0)
+    if name in ("real_features", "fake_features"):  # nonnegative, as Inception pool features
+        return rng.uniform(0.0, 2.0, shape) + (0.05 if name == "fake_features" else 0.0)
     if name == "logvars":  # mixture components
         return rng.uniform(-2.0, 1.0, shape)
     if name in ("real", "fake", "logvar", "logvar_q", "logvar_p"):
@@ -82,7 +84,7 @@ def kernel_magnitude(x, y, a, b, kernel, bandwidth) -> float:
     error follows (rbf, laplacian, imq are positive, energy negative; |x.y| <= |x|.|y|)."""
     import implicitdiv as idv
 
-    if kernel == "linear":
+    if kernel in ("linear", "polynomial"):  # |x|.|y| >= |x.y| (the polynomial's coef0 is 1 here)
         x, y = x.abs(), y.abs()
     s = idv.kernel_sum(x, y, kernel=kernel, bandwidth=bandwidth, x_weights=None if a is None else a.abs(),
                        y_weights=None if b is None else b.abs(), backend="reference")
@@ -100,6 +102,10 @@ def output_scales(function: str, ins: dict, kwargs: dict) -> dict:
         w = torch.cat([torch.full(x.shape[:-1], 1.0 / x.shape[-2]), torch.full(y.shape[:-1], 1.0 / y.shape[-2])],
                       dim=-1).to(z)
         return {"out0": kernel_magnitude(z, z, w, w, kwargs.get("kernel", "rbf"), kwargs["bandwidth"])}
+    if function == "kid":  # each subset's value is a difference of means of kernel values up to this
+        x, y = ins["real_features"].abs(), ins["fake_features"].abs()
+        k = float(((x.norm(dim=1).max() * y.norm(dim=1).max()) / x.shape[1] + 1.0) ** 3)
+        return {"out0": k, "out1": k}
     if function in ("discriminator_loss", "generator_loss", "adversarial_losses", "fdiv_estimate",
                     "ratio_matching_loss"):
         return ratio_loss_scales(function, {n: v.detach().cpu() for n, v in ins.items()}, kwargs)
@@ -273,6 +279,11 @@ def pairwise_cases(device: torch.device, tiny: bool) -> list[Case]:
         cases.append(Case("mmd_test", (("x", (n, d)), ("y", (m, d))),
                           (("bandwidth", 1.0), ("permutations", perms), ("seed", 7)), (), dtype, precision,
                           4000 + j, dev, offset=0.5))  # a clear shift: no null statistic ties the observed one
+    n, m, d, size = (17, 15, 5, 8) if tiny else (big + 1, big - 1, 2 * of + 3, big // 2)
+    for j, schedule in enumerate(("columns", "subsets")):
+        cases.append(Case("kid", (("real_features", (n, d)), ("fake_features", (m, d))),
+                          (("subsets", 5), ("subset_size", size), ("seed", 3), ("schedule", schedule)), (), "float32",
+                          "ieee", 4100 + j, dev))
     return cases
 
 

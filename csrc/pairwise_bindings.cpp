@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "buffers.h"
@@ -274,6 +275,10 @@ void mixture_backward(bool is_double, int64_t n, int64_t m, int64_t d, std::uint
 }  // namespace
 
 void bind_pairwise(py::module_& m) {
+  m.def(
+      "pairwise_kernel_names",
+      [] { return std::vector<std::string>(kKernelNames, kKernelNames + kKernels); },
+      "the kernels of the pairwise engine, in the order of their codes");
   m.def("pairwise_sum_forward", &sum_forward,
         "out (B, P) = sum_ij a_ip k(x_i, y_j) b_jp, tiled (sym: y = x, each unordered tile pair once)",
         py::arg("is_double"), py::arg("kernel"), py::arg("bandwidths"), py::arg("sym"), py::arg("exclude_diag"),

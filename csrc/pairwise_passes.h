@@ -4,8 +4,8 @@
 // over the same points (the three sums of an MMD^2) add up before one rounding to the input type.
 //
 // The NaN rule of the public functions lives here too: a batch element whose points or weights
-// hold a NaN or an Inf gets NaN, found by the pass that centers the points (or, for the linear
-// kernel, which is not centered, by a scan of the same length).
+// hold a NaN or an Inf gets NaN, found by the pass that centers the points (or, for the kernels
+// of the dot product, which are not centered, by a scan of the same length).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -20,9 +20,9 @@ namespace implicitdiv {
 
 inline engine::Shape sum_shape(int kernel, bool sym, bool exclude_diag, int64_t d, int64_t P) {
   engine::Shape sh;
-  const bool linear = kernel == static_cast<int>(Kernel::linear);
-  sh.score = linear ? engine::Score::dot : engine::Score::distance;
-  sh.alpha = linear ? 1.0 : -2.0;
+  const bool dot = dot_kernel(kernel);
+  sh.score = dot ? engine::Score::dot : engine::Score::distance;
+  sh.alpha = dot ? 1.0 : -2.0;
   sh.D = d;
   sh.d = d;
   sh.P = P;

@@ -4,7 +4,7 @@
 // rows of both sets: distances are unchanged and the norms stay small, which keeps the rounding of
 // ||f_i||^2 + ||f_j||^2 - 2 f_i.f_j small); then, with G_ij = dL/ds_ij,
 //   grad x_i = 2 (f_i sum_j G_ij - sum_j G_ij f_j) + 2 sum_{near j} G_ij (x_i - y_j).
-// Linear kernel: f = x, no terms; grad x_i = sum_j G_ij y_j.
+// Kernels of the dot product (linear, polynomial): f = x, no terms; grad x_i = sum_j G_ij y_j.
 #pragma once
 #include <cmath>
 #include <cstdint>

@@ -6,6 +6,7 @@ Triton on GPU): kernel sums and MMD, discriminator log-ratio losses, Gaussian la
 from .backend import backends, use_backend
 from .gaussian import gaussian_mixture_logpdf, gaussian_nll, kl_gaussians, kl_std_normal, reparameterize
 from .kernel_sums import kernel_sum
+from .kid import kid
 from .mmd import median_bandwidth, mmd2, mmd_test
 from .ratio import (
     adversarial_losses,
@@ -27,6 +28,7 @@ __all__ = [
     "gaussian_nll",
     "generator_loss",
     "kernel_sum",
+    "kid",
     "kl_gaussians",
     "kl_std_normal",
     "log_density_ratio",

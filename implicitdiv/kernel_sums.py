@@ -59,15 +59,20 @@ def canonical(x, y, x_weights, y_weights, allow_empty: bool = False) -> Canonica
     return Canonical(xb, yb, a, b, a.shape[-1] if a_cols else 0, b.shape[-1] if b_cols else 0, shape)
 
 
-def kernel_sum(x, y, *, kernel="rbf", bandwidth=1.0, x_weights=None, y_weights=None, backend=None, precision="ieee"):
+def kernel_sum(x, y, *, kernel="rbf", bandwidth=1.0, x_weights=None, y_weights=None, backend=None, precision="ieee",
+               degree=3, gamma=None, coef0=1.0):
     """Weighted sum of a kernel over all pairs: sum_ij a_i k(x_i, y_j) b_j.
 
     Args:
         x: (N, d) or (B, N, d) samples; y: (M, d) or (B, M, d) samples.
         kernel: "rbf" exp(-||x-y||^2 / (2 sigma^2)), "laplacian" exp(-||x-y|| / sigma),
-            "imq" C / (C + ||x-y||^2) with C = sigma, "energy" -||x-y||, "linear" x.y.
+            "imq" C / (C + ||x-y||^2) with C = sigma, "energy" -||x-y||, "linear" x.y,
+            "polynomial" (gamma x.y + coef0)^degree (the kernel of KID).
         bandwidth: sigma > 0, or a sequence of them: the sum of the kernels over the sequence
-            (ignored by "energy" and "linear", which have no scale).
+            (checked but ignored by "energy", "linear" and "polynomial", which have no bandwidth).
+        degree, gamma, coef0: the polynomial kernel's: an integer degree >= 1 (default 3), gamma > 0
+            (default None: 1/d) and a finite coef0 (default 1), sklearn's and KID's defaults;
+            ignored by the other kernels.
         x_weights, y_weights: a (N,) and b (M,) (default ones), or (N, P) / (M, P) for P weight
             vectors in one pass; batched samples take (B, N) or (B, N, P).
         backend: "reference", "cpp", "triton" or "auto"; None uses the current default.
@@ -81,8 +86,8 @@ def kernel_sum(x, y, *, kernel="rbf", bandwidth=1.0, x_weights=None, y_weights=N
     """
     check.choice(kernel, "kernel", KERNELS)
     check.choice(precision, "precision", ops.PRECISIONS)
-    bandwidths = check.bandwidths(bandwidth)
     c = canonical(x, y, x_weights, y_weights)
+    bandwidths = check.kernel_parameters(kernel, bandwidth, x.shape[-1], degree, gamma, coef0)
     name = resolve(backend, "kernel_sum", x.device)
     if y is x and y_weights is x_weights:  # one triangle of the pairs is enough
         out = ops.kernel_sum_sym(c.x, c.a, kernel, bandwidths, False, name, precision)

@@ -13,7 +13,8 @@ from .statistics import permutation_test
 ESTIMATORS = ("biased", "unbiased", "linear")
 
 
-def mmd2(x, y, *, kernel="rbf", bandwidth=1.0, estimator="biased", backend=None, precision="ieee"):
+def mmd2(x, y, *, kernel="rbf", bandwidth=1.0, estimator="biased", backend=None, precision="ieee", degree=3, gamma=None,
+         coef0=1.0):
     """Squared maximum mean discrepancy between the rows of x and y.
 
     biased (V-statistic):   1/N^2 sum_ij k(x_i,x_j) + 1/M^2 sum_ij k(y_i,y_j) - 2/(NM) sum_ij k(x_i,y_j)
@@ -22,15 +23,16 @@ def mmd2(x, y, *, kernel="rbf", bandwidth=1.0, estimator="biased", backend=None,
     linear (Gretton et al. 2012, O(N)): the mean over the n2 = min(N, M) // 2 disjoint pairs of
                             k(x_2i,x_2i+1) + k(y_2i,y_2i+1) - k(x_2i,y_2i+1) - k(x_2i+1,y_2i)
 
-    x: (N, d) or (B, N, d); y: (M, d) or (B, M, d). Kernels, bandwidths and precision as in kernel_sum.
+    x: (N, d) or (B, N, d); y: (M, d) or (B, M, d). Kernels, bandwidths, the polynomial kernel's
+    degree, gamma and coef0, and precision as in kernel_sum.
     Returns a scalar, or (B,) for batched samples; NaN when the data hold a NaN or an Inf. The fused
     backends never build the N x M matrix.
     """
     check.choice(kernel, "kernel", KERNELS)
     check.choice(estimator, "estimator", ESTIMATORS)
     check.choice(precision, "precision", ops.PRECISIONS)
-    bandwidths = check.bandwidths(bandwidth)
     check.matching_samples(x, y)
+    bandwidths = check.kernel_parameters(kernel, bandwidth, x.shape[-1], degree, gamma, coef0)
     n, m = x.shape[-2], y.shape[-2]
     if estimator != "biased" and min(n, m) < 2:
         which = "x" if n < 2 else "y"
@@ -65,7 +67,8 @@ def median_as_bandwidths(median) -> tuple[float]:
     return (bw if bw > 0 else 1.0,)  # NaN data: any bandwidth, the statistic is NaN anyway
 
 
-def mmd_test(x, y, *, kernel="rbf", bandwidth="median", permutations=1000, seed=None, backend=None, precision="ieee"):
+def mmd_test(x, y, *, kernel="rbf", bandwidth="median", permutations=1000, seed=None, backend=None, precision="ieee",
+             degree=3, gamma=None, coef0=1.0):
     """Permutation two-sample test of H0: P = Q with the biased MMD^2 statistic.
 
     The observed labelling and `permutations` random relabelings of the pooled sample are the
@@ -73,8 +76,8 @@ def mmd_test(x, y, *, kernel="rbf", bandwidth="median", permutations=1000, seed=
     for a "y" row), so every statistic diag(W^T K W) comes from one pass over the pairs.
     p = (1 + #{null statistics >= observed}) / (1 + permutations).
 
-    bandwidth: "median" (median_bandwidth of the pooled sample) or as in kernel_sum; precision as
-    in kernel_sum.
+    bandwidth: "median" (median_bandwidth of the pooled sample) or as in kernel_sum; degree, gamma,
+    coef0 and precision as in kernel_sum.
     Returns (statistic, p_value) as 0-dim tensors.
     """
     check.choice(kernel, "kernel", KERNELS)
@@ -83,11 +86,9 @@ def mmd_test(x, y, *, kernel="rbf", bandwidth="median", permutations=1000, seed=
         raise ValueError(f"mmd_test takes (N, d) samples, got x of shape {tuple(x.shape)}")
     check.positive_int(permutations, "permutations")
     check.choice(precision, "precision", ops.PRECISIONS)
-    if isinstance(bandwidth, str):
-        check.choice(bandwidth, "bandwidth", ("median",))
+    bandwidths = check.kernel_parameters(kernel, bandwidth, x.shape[-1], degree, gamma, coef0, median_ok=True)
+    if bandwidths is None:
         bandwidths = median_as_bandwidths(median_bandwidth(x, y))
-    else:
-        bandwidths = check.bandwidths(bandwidth)
     name = resolve(backend, "mmd_test", x.device)
 
     def sum_fn(z, w):

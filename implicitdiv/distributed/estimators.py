@@ -22,7 +22,7 @@ X_ROWS, Y_ROWS = "x: rows", "y: rows"
 
 
 def kernel_sum(x, y, *, kernel="rbf", bandwidth=1.0, x_weights=None, y_weights=None, backend=None,
-               group=None, exchange="ring", timeout=DEFAULT_TIMEOUT_S):
+               group=None, exchange="ring", timeout=DEFAULT_TIMEOUT_S, degree=3, gamma=None, coef0=1.0):
     """sum_ij a_i k(x_i, y_j) b_j over all pairs of the samples sharded across the ranks of ``group``.
 
     x = [x_0; ...; x_{W-1}] and y = [y_0; ...] are the concatenations of the ranks' shards, a and b
@@ -41,8 +41,8 @@ def kernel_sum(x, y, *, kernel="rbf", bandwidth=1.0, x_weights=None, y_weights=N
     def local():
         check.choice(kernel, "kernel", KERNELS)
         check.choice(exchange, "exchange", EXCHANGES)
-        bandwidths = check.bandwidths(bandwidth)
         c = canonical(x, y, x_weights, y_weights, allow_empty=True)
+        bandwidths = check.kernel_parameters(kernel, bandwidth, x.shape[-1], degree, gamma, coef0)
         name = resolve(backend, "kernel_sum", x.device)
         fields = {**config_field(kernel=kernel, bandwidth=bandwidths, exchange=exchange),
                   **tensor_fields(x, "x"), **tensor_fields(y, "y"),
@@ -73,7 +73,7 @@ def kernel_sum(x, y, *, kernel="rbf", bandwidth=1.0, x_weights=None, y_weights=N
 
 
 def mmd2(x, y, *, kernel="rbf", bandwidth=1.0, estimator="biased", backend=None, group=None, exchange="ring",
-         timeout=DEFAULT_TIMEOUT_S):
+         timeout=DEFAULT_TIMEOUT_S, degree=3, gamma=None, coef0=1.0):
     """Squared MMD between the samples sharded across the ranks of ``group``:
 
     biased:   1/N^2 sum_ij k(x_i,x_j) + 1/M^2 sum_ij k(y_i,y_j) - 2/(NM) sum_ij k(x_i,y_j)
@@ -93,8 +93,8 @@ def mmd2(x, y, *, kernel="rbf", bandwidth=1.0, estimator="biased", backend=None,
         if estimator == "linear":
             raise ValueError("estimator='linear' is not distributed: it is O(N) per shard, call implicitdiv.mmd2 "
                              "on each rank's shard; use 'biased' or 'unbiased' here")
-        bandwidths = check.bandwidths(bandwidth)
         check.matching_samples(x, y, allow_empty=True)
+        bandwidths = check.kernel_parameters(kernel, bandwidth, x.shape[-1], degree, gamma, coef0)
         name = resolve(backend, "mmd2", x.device)
         fields = {**config_field(kernel=kernel, bandwidth=bandwidths, estimator=estimator, exchange=exchange),
                   **tensor_fields(x, "x"), **tensor_fields(y, "y"), **grad_field("x", x), **grad_field("y", y)}
@@ -127,7 +127,7 @@ def mmd2(x, y, *, kernel="rbf", bandwidth=1.0, estimator="biased", backend=None,
 
 
 def mmd_test(x, y, *, kernel="rbf", bandwidth="median", permutations=1000, seed=None, backend=None, group=None,
-             exchange="ring", timeout=DEFAULT_TIMEOUT_S):
+             exchange="ring", timeout=DEFAULT_TIMEOUT_S, degree=3, gamma=None, coef0=1.0):
     """Permutation two-sample test of H0: P = Q with the biased MMD^2, over samples sharded across ranks.
 
     The pooled sample z = [x_0; ...; x_{W-1}; y_0; ...; y_{W-1}] and the weights
@@ -145,13 +145,11 @@ def mmd_test(x, y, *, kernel="rbf", bandwidth="median", permutations=1000, seed=
         check.choice(kernel, "kernel", KERNELS)
         check.choice(exchange, "exchange", EXCHANGES)
         check.positive_int(permutations, "permutations")
-        if isinstance(bandwidth, str):
-            bandwidths = check.choice(bandwidth, "bandwidth", ("median",))
-        else:
-            bandwidths = check.bandwidths(bandwidth)
         if seed is not None:
             check.positive_int(seed, "seed", minimum=0)
         check.matching_samples(x, y, allow_empty=True)
+        bandwidths = check.kernel_parameters(kernel, bandwidth, x.shape[-1], degree, gamma, coef0, median_ok=True)
+        bandwidths = "median" if bandwidths is None else bandwidths
         if x.dim() != 2:
             raise ValueError(f"mmd_test takes (N, d) samples, got x of shape {tuple(x.shape)}")
         name = resolve(backend, "mmd_test", x.device)

@@ -19,7 +19,7 @@ import torch
 from ... import _C
 from .buffers import prepare
 
-KERNEL_CODES = {"rbf": 0, "laplacian": 1, "imq": 2, "energy": 3, "linear": 4}
+KERNEL_CODES = {"rbf": 0, "laplacian": 1, "imq": 2, "energy": 3, "linear": 4, "polynomial": 5}
 
 
 def _threads() -> int:

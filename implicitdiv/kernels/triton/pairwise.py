@@ -35,6 +35,7 @@ from .pairwise_mixture import mixture_grad_components_kernel, mixture_grad_z_ker
 from .pairwise_sums import pair_grad_kernel, pair_rows_kernel
 from .pairwise_tiles import KIND_CODES
 from ..._validate import all_finite
+from ...reference.kernels import DOT_KERNELS
 
 PRECISIONS = ("ieee", "tf32")
 NEAR_FRACTION = {"ieee": 2.0**-6, "tf32": 2.0**-3}
@@ -121,7 +122,8 @@ class PairPlan:
 
 @functools.lru_cache(maxsize=256)
 def _coefficients(kernel: str, bandwidths, dtype, device) -> torch.Tensor:
-    """rbf -1/(2 sigma^2), laplacian -1/sigma, imq sigma (C); energy and linear have no scale. Kept
+    """rbf -1/(2 sigma^2), laplacian -1/sigma, imq sigma (C), polynomial its (gamma, coef0, degree);
+    energy and linear have no scale. Kept
     per configuration: a new tensor per call would be a host-to-device copy per launch."""
     if kernel == "rbf":
         c = [-1.0 / (2.0 * s * s) for s in bandwidths]
@@ -129,6 +131,8 @@ def _coefficients(kernel: str, bandwidths, dtype, device) -> torch.Tensor:
         c = [-1.0 / s for s in bandwidths]
     elif kernel == "imq":
         c = [float(s) for s in bandwidths]
+    elif kernel == "polynomial":
+        c = [float(v) for v in bandwidths]
     elif kernel in ("energy", "linear"):
         c = [0.0]
     else:
@@ -146,7 +150,7 @@ def plan(x, y, kernel: str, bandwidths, precision: str, sym: bool, exclude: bool
     pass that centers. Uncentered inputs are scanned for it."""
     ct = _compute_dtype(x.dtype)
     coef = _coefficients(kernel, tuple(bandwidths), ct, x.device)
-    centered = kernel != "linear" and x.dtype not in HALF_TYPES
+    centered = kernel not in DOT_KERNELS and x.dtype not in HALF_TYPES
     if centered:
         mean = x.mean(1, dtype=torch.float64) if sym else 0.5 * (x.mean(1, dtype=torch.float64) + y.mean(1, dtype=torch.float64))
         finite = torch.isfinite(mean).all(-1)

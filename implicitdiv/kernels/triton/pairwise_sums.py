@@ -5,7 +5,7 @@ pair_rows_kernel  T_ip = sum_j K_ij w_jp           (REDUCE: per-row-block partia
                                                    TRI: of a symmetric sum, from the column blocks
                                                    j >= the row block only, the others counted twice)
 pair_grad_kernel  g_i  = 2 sum_j G_ij (x_i - y_j),  G_ij = dk/ds(s_ij) sum_p u_ip v_jp
-                  (linear kernel: g_i = sum_j G_ij y_j with G_ij = sum_p u_ip v_jp)
+                  (kernels of s = x.y: g_i = sum_j G_ij y_j)
 
 Grids: (row blocks, batch, weight-column blocks) and (row blocks, batch, feature blocks of the
 output). With one or two weight columns (SMALL_P, e.g. the P = 1 of mmd2) the products with the
@@ -15,7 +15,8 @@ Each output element is written by exactly one program: no atomics, fixed summati
 import triton
 import triton.language as tl
 
-from .pairwise_tiles import LINEAR, any_true, kernel_slope, kernel_tile, load_rows, mma, row_norms, sq_dist_tile
+from .pairwise_tiles import (LINEAR, POLYNOMIAL, any_true, dot_tile, kernel_slope, kernel_tile, load_rows, mma,
+                             row_norms, sq_dist_tile)
 
 
 @triton.jit
@@ -77,7 +78,7 @@ def pair_grad_kernel(x, y, center, coef, nbw, u, v, out, N, M, d, P,
                      BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, BP: tl.constexpr, BDO: tl.constexpr):
     """out_i = 2 (x_i rowsum(G)_i - (G y)_i) = 2 sum_j G_ij (x_i - y_j) for features [k0, k0 + BDO),
     G_ij = dk/ds(s_ij) sum_p u_ip v_jp; near pairs add G_ij (x_i - y_j) from explicit differences.
-    Linear kernel: out_i = (G y)_i with G = u v^T."""
+    Kernels of s = x.y: out_i = (G y)_i (linear: G = u v^T)."""
     pid_m = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
     pid_k = tl.program_id(2)
@@ -111,9 +112,12 @@ def pair_grad_kernel(x, y, center, coef, nbw, u, v, out, N, M, d, P,
                 vt = tl.load(v + cols[None, :] * P + ps[:, None], mask=cmask[None, :] & pmask[:, None], other=0.0)
                 wt += mma(ut, vt, DT, PREC, BF16_AS_F32)
         keep = rmask[:, None] & cmask[None, :]
-        if KIND == LINEAR:
+        if KIND == LINEAR or KIND == POLYNOMIAL:
             if EXCLUDE:
                 keep = keep & (rows[:, None] != cols[None, :])
+            if KIND == POLYNOMIAL:
+                s = dot_tile(x, y, center, rows, cols, rmask, cmask, d, PREC, BF16_AS_F32, BM, BN, BD)
+                wt = wt * kernel_slope(s, coef, nbw, KIND)
             g = tl.where(keep, wt, 0.0)
         else:
             s, near = sq_dist_tile(x, y, center, rows, cols, rmask, cmask, nx, d, SYM, CENTER, PREC, BF16_AS_F32, TAU,
@@ -133,7 +137,7 @@ def pair_grad_kernel(x, y, center, coef, nbw, u, v, out, N, M, d, P,
         rowsum += tl.sum(g_dot.to(CT), 1)
         yt = load_rows(y, center, cols, cmask, k0, d, CENTER, BDO)
         acc += mma(g_dot, yt, DT, PREC, BF16_AS_F32)
-    if KIND == LINEAR:
+    if KIND == LINEAR or KIND == POLYNOMIAL:
         res = acc
     else:
         xt = load_rows(x, center, rows, rmask, k0, d, CENTER, BDO)
