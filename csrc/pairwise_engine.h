@@ -7,7 +7,8 @@
 //
 //   distance kernels: f = centered points, t = squared norms, alpha = -2, so score = ||x_i - y_j||^2,
 //                     map = the kernel k; reduction sum_j k_ij w_jp (P weight columns)
-//   linear kernel:    f = points, no terms, alpha = 1, map = identity
+//   dot kernels:      f = points, no terms, alpha = 1, map = the kernel (identity for linear,
+//                     (gamma s + c0)^p for polynomial)
 //   mixture:          f_i = [z_i^2, z_i], f_j = [-exp(-lv_j)/2, m_j exp(-lv_j)],
 //                     t_j = -1/2 sum(m_j^2 exp(-lv_j) + lv_j + log 2 pi): score = log N(z_i; m_j, exp(lv_j));
 //                     reduction logsumexp_j

@@ -7,6 +7,7 @@ from . import nn
 from .backend import backends, use_backend
 from .gaussian import gaussian_mixture_logpdf, gaussian_nll, kl_gaussians, kl_std_normal, reparameterize
 from .kernel_sums import kernel_sum
+from .kid import kid
 from .mmd import median_bandwidth, mmd2, mmd_test
 from .ratio import (
     adversarial_losses,
@@ -28,6 +29,7 @@ __all__ = [
     "gaussian_nll",
     "generator_loss",
     "kernel_sum",
+    "kid",
     "kl_gaussians",
     "kl_std_normal",
     "log_density_ratio",

@@ -91,17 +91,53 @@ def bandwidths(bandwidth, name: str = "bandwidth") -> tuple[float, ...]:
     return tuple(values)
 
 
+def finite_number(value, name: str, positive: bool = False) -> float:
+    """A finite real number (int, float or a 0-dim tensor), > 0 when positive."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or (positive and not value > 0):
+        raise ValueError(f"{name} must be finite{' and > 0' if positive else ''}, got {value}")
+    return value
+
+
+def kernel_parameters(kernel: str, bandwidth, d: int, degree=3, gamma=None, coef0=1.0,
+                      median_ok: bool = False) -> tuple[float, ...] | None:
+    """The kernel's parameter tuple (see implicitdiv.reference.kernels): the validated bandwidths,
+    or for "polynomial" (gamma, coef0, degree) with gamma = 1/d when None. The bandwidth is checked
+    whatever the kernel, the polynomial's parameters only for it (the other kernels ignore them).
+    With median_ok, bandwidth="median" is accepted and gives None (the caller computes it) for the
+    kernels that have a scale."""
+    if median_ok and isinstance(bandwidth, str):
+        choice(bandwidth, "bandwidth", ("median",))
+        scales = None
+    else:
+        scales = bandwidths(bandwidth)
+    if kernel != "polynomial":
+        return scales
+    degree = positive_int(degree, "degree")
+    gamma = 1.0 / d if gamma is None else finite_number(gamma, "gamma", positive=True)
+    return (gamma, finite_number(coef0, "coef0"), float(degree))
+
+
 def positive_int(value, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return value
 
 
+# Below this many elements all_finite uses isfinite().all(): aminmax's reduction is parallelized
+# even for a few elements, and waking torch's second worker costs more than the work there.
+SMALL_SCAN = 1 << 15
+
+
 def all_finite(t: torch.Tensor, dim: int | None = None) -> torch.Tensor:
     """Whether every value of t (along dim) is finite, in one pass: min and max are both finite
     exactly when there is no NaN (both propagate it) and no +-Inf. torch.isfinite(t).all() writes a
     bool copy and costs 10-20x more on large inputs."""
-    if t.numel() == 0:
+    if t.numel() < SMALL_SCAN:
         return torch.isfinite(t).all() if dim is None else torch.isfinite(t).all(dim)
     lo, hi = torch.aminmax(t) if dim is None else torch.aminmax(t, dim=dim)
     return torch.isfinite(lo) & torch.isfinite(hi)

@@ -1,8 +1,6 @@
 """Public MMD estimators: mmd2, the median bandwidth heuristic and the permutation two-sample test."""
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
@@ -12,12 +10,14 @@ from .backend import resolve
 from .ops import pairwise as ops
 from .reference import pairwise as ref
 from .reference.kernels import KERNELS
+from .statistics import permutation_test
 
 ESTIMATORS = ("biased", "unbiased", "linear")
 
 
 def mmd2(x: Tensor, y: Tensor, *, kernel: str = "rbf", bandwidth: Bandwidth = 1.0, estimator: str = "biased",
-         backend: str | None = None, precision: str = "ieee") -> Tensor:
+         backend: str | None = None, precision: str = "ieee", degree: int = 3, gamma: float | None = None,
+         coef0: float = 1.0) -> Tensor:
     """Squared maximum mean discrepancy between the rows of x and y.
 
     biased (V-statistic):   1/N^2 sum_ij k(x_i,x_j) + 1/M^2 sum_ij k(y_i,y_j) - 2/(NM) sum_ij k(x_i,y_j)
@@ -26,15 +26,17 @@ def mmd2(x: Tensor, y: Tensor, *, kernel: str = "rbf", bandwidth: Bandwidth = 1.
     linear (Gretton et al. 2012, O(N)): the mean over the n2 = min(N, M) // 2 disjoint pairs of
                             k(x_2i,x_2i+1) + k(y_2i,y_2i+1) - k(x_2i,y_2i+1) - k(x_2i+1,y_2i)
 
-    x: (N, d) or (B, N, d); y: (M, d) or (B, M, d). Kernels, bandwidths and precision as in kernel_sum.
+    x: (N, d) or (B, N, d); y: (M, d) or (B, M, d). Kernels, bandwidths, the polynomial kernel's
+    degree, gamma and coef0, and precision as in kernel_sum.
     Returns a scalar, or (B,) for batched samples; NaN when the data hold a NaN or an Inf. The fused
     backends never build the N x M matrix.
     """
     check.choice(kernel, "kernel", KERNELS)
     check.choice(estimator, "estimator", ESTIMATORS)
     check.choice(precision, "precision", ops.PRECISIONS)
-    bandwidths = check.bandwidths(bandwidth)
     check.matching_samples(x, y)
+    bandwidths = check.kernel_parameters(kernel, bandwidth, x.shape[-1], degree, gamma, coef0)
+    assert bandwidths is not None  # None only for bandwidth="median", which mmd2 does not take
     n, m = x.shape[-2], y.shape[-2]
     if estimator != "biased" and min(n, m) < 2:
         which = "x" if n < 2 else "y"
@@ -43,19 +45,9 @@ def mmd2(x: Tensor, y: Tensor, *, kernel: str = "rbf", bandwidth: Bandwidth = 1.
     xb, yb = (x, y) if batched else (x.unsqueeze(0), y.unsqueeze(0))
     name = resolve(backend, "mmd2", x.device)
     if name == "reference" or estimator == "linear":  # the linear estimate is O(N) elementwise already
-        out = ref.mmd2(xb, yb, kernel, bandwidths, estimator)
-    else:
-        unbiased = estimator == "unbiased"
-        wx = 1.0 / math.sqrt(n * (n - 1)) if unbiased else 1.0 / n
-        wy = 1.0 / math.sqrt(m * (m - 1)) if unbiased else 1.0 / m
-        ax = xb.new_full((xb.shape[0], n, 1), wx)
-        ay = yb.new_full((yb.shape[0], m, 1), wy)
-        kxx = ops.kernel_sum_sym(xb, ax, kernel, bandwidths, unbiased, name, precision)
-        kyy = ops.kernel_sum_sym(yb, ay, kernel, bandwidths, unbiased, name, precision)
-        kxy = ops.kernel_sum(xb, yb, xb.new_full((xb.shape[0], n, 1), 1.0 / n), yb.new_full((yb.shape[0], m, 1), -2.0 / m),
-                             kernel, bandwidths, name, precision)
-        out = (kxx + kyy + kxy)[..., 0]
-    out = check.nan_unless_finite(out, xb, yb, batched=True)
+        out = check.nan_unless_finite(ref.mmd2(xb, yb, kernel, bandwidths, estimator), xb, yb, batched=True)
+    else:  # the fused ops apply the NaN rule in their own pass over the points
+        out = ops.mmd2(xb, yb, kernel, bandwidths, estimator == "unbiased", name, precision)
     return out if batched else out[0]
 
 
@@ -80,7 +72,8 @@ def median_as_bandwidths(median) -> tuple[float, ...]:
 
 
 def mmd_test(x: Tensor, y: Tensor, *, kernel: str = "rbf", bandwidth: Bandwidth | str = "median", permutations: int = 1000,
-             seed: int | None = None, backend: str | None = None, precision: str = "ieee") -> tuple[Tensor, Tensor]:
+             seed: int | None = None, backend: str | None = None, precision: str = "ieee", degree: int = 3,
+             gamma: float | None = None, coef0: float = 1.0) -> tuple[Tensor, Tensor]:
     """Permutation two-sample test of H0: P = Q with the biased MMD^2 statistic.
 
     The observed labelling and `permutations` random relabelings of the pooled sample are the
@@ -88,8 +81,8 @@ def mmd_test(x: Tensor, y: Tensor, *, kernel: str = "rbf", bandwidth: Bandwidth 
     for a "y" row), so every statistic diag(W^T K W) comes from one pass over the pairs.
     p = (1 + #{null statistics >= observed}) / (1 + permutations).
 
-    bandwidth: "median" (median_bandwidth of the pooled sample) or as in kernel_sum; precision as
-    in kernel_sum.
+    bandwidth: "median" (median_bandwidth of the pooled sample) or as in kernel_sum; degree, gamma,
+    coef0 and precision as in kernel_sum.
     Returns (statistic, p_value) as 0-dim tensors.
     """
     check.choice(kernel, "kernel", KERNELS)
@@ -98,16 +91,16 @@ def mmd_test(x: Tensor, y: Tensor, *, kernel: str = "rbf", bandwidth: Bandwidth 
         raise ValueError(f"mmd_test takes (N, d) samples, got x of shape {tuple(x.shape)}")
     check.positive_int(permutations, "permutations")
     check.choice(precision, "precision", ops.PRECISIONS)
-    if isinstance(bandwidth, str):
-        check.choice(bandwidth, "bandwidth", ("median",))
+    bandwidths = check.kernel_parameters(kernel, bandwidth, x.shape[-1], degree, gamma, coef0, median_ok=True)
+    if bandwidths is None:
         bandwidths = median_as_bandwidths(median_bandwidth(x, y))
-    else:
-        bandwidths = check.bandwidths(bandwidth)
     name = resolve(backend, "mmd_test", x.device)
 
     def sum_fn(z, w):
         return ops.kernel_sum_sym(z, w, kernel, bandwidths, False, name, precision)
     with torch.no_grad():
         x, y = x.detach(), y.detach()
-        stat, p = ref.mmd_test(x, y, kernel, bandwidths, permutations, seed, sum_fn)
-        return check.nan_unless_finite(stat, x, y), check.nan_unless_finite(p, x, y)
+        stat, p = permutation_test(x, y, permutations, seed, sum_fn)
+        if name == "reference":
+            return check.nan_unless_finite(stat, x, y), check.nan_unless_finite(p, x, y)
+        return stat, p  # the fused sums apply the NaN rule; p_value keeps a NaN statistic

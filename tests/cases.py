@@ -42,6 +42,39 @@ def _points(rng, shape, spread):
     return rng.standard_normal(shape) * spread
 
 
+# A fixed polynomial kernel for the tests that call the engine with a parameter tuple directly.
+POLYNOMIAL = {"degree": 3, "gamma": 0.3, "coef0": 0.5}
+POLYNOMIAL_PARAMS = (0.3, 0.5, 3.0)  # (gamma, coef0, degree), implicitdiv.reference.kernels
+
+
+def fixed_kernel(kernel, bandwidths):
+    """(public keyword arguments, the engine's parameter tuple) of a kernel with these bandwidths
+    (the fixed POLYNOMIAL for the polynomial kernel)."""
+    if kernel == "polynomial":
+        return {"kernel": kernel, **POLYNOMIAL}, POLYNOMIAL_PARAMS
+    return {"kernel": kernel, "bandwidth": bandwidths}, tuple(bandwidths)
+
+
+def _kernel_kwargs(draw, kernel):
+    """kernel, a bandwidth spec and, for the polynomial kernel, its degree, gamma and coef0."""
+    kwargs = {"kernel": kernel, "bandwidth": draw(bandwidth_specs())}
+    if kernel == "polynomial":
+        kwargs.update(degree=draw(st.integers(1, 4)), gamma=draw(st.one_of(st.none(), st.floats(0.2, 2.0))),
+                      coef0=draw(st.floats(-1.0, 2.0)))
+    return kwargs
+
+
+def _kernel_bound(kwargs, x, y) -> float:
+    """A bound on |k(x_i, y_j)| over the drawn points: the size of a sum's terms."""
+    kernel, d = kwargs["kernel"], x.shape[-1]
+    if kernel == "polynomial":
+        gamma = 1.0 / d if kwargs["gamma"] is None else kwargs["gamma"]
+        nx, ny = np.linalg.norm(x, axis=-1).max(), np.linalg.norm(y, axis=-1).max()
+        return (gamma * nx * ny + abs(kwargs["coef0"])) ** kwargs["degree"]
+    nb = len(np.atleast_1d(kwargs["bandwidth"]))
+    return {"energy": 3.0 * (1 + 0.3 * np.sqrt(d)), "linear": 3.0 * d}.get(kernel, nb)
+
+
 @st.composite
 def kernel_sum_calls(draw, kernels=KERNELS, max_size=70, max_d=9, batch=True, weights=True):
     rng, seed = _rng(draw)
@@ -55,11 +88,10 @@ def kernel_sum_calls(draw, kernels=KERNELS, max_size=70, max_d=9, batch=True, we
     for name, rows in (("x_weights", n), ("y_weights", m)):
         if weights and draw(st.booleans()):
             tensors[name] = rng.standard_normal(lead + (rows,) + (() if p is None else (p,)))
-    kwargs = {"kernel": kernel, "bandwidth": draw(bandwidth_specs())}
+    kwargs = _kernel_kwargs(draw, kernel)
     grad_names = tuple(tensors)
-    # the sum's rounding follows sum_ij |a_i| |k_ij| |b_j|, up to n*m*|bandwidths| times the weights
-    nb = 1 if kernel in ("energy", "linear") else len(np.atleast_1d(kwargs["bandwidth"]))
-    kmax = {"energy": 3.0 * (1 + 0.3 * np.sqrt(d)), "linear": 3.0 * d}.get(kernel, nb)
+    # the sum's rounding follows sum_ij |a_i| |k_ij| |b_j|, up to n*m*max|k| times the weights
+    kmax = _kernel_bound(kwargs, tensors["x"], tensors["y"])
     wa = np.abs(tensors.get("x_weights", np.ones(1))).max()
     wb = np.abs(tensors.get("y_weights", np.ones(1))).max()
     scales = {"out0": n * m * kmax * wa * wb}
@@ -78,9 +110,8 @@ def mmd2_calls(draw, kernels=KERNELS, estimators=("biased", "unbiased", "linear"
     spread = 1.0 / np.sqrt(d)
     tensors = {"x": _points(rng, lead + (n, d), spread), "y": _points(rng, lead + (m, d), spread) + 0.2}
     kernel = draw(st.sampled_from(kernels))
-    kwargs = {"kernel": kernel, "bandwidth": draw(bandwidth_specs()), "estimator": estimator}
-    nb = 1 if kernel in ("energy", "linear") else len(np.atleast_1d(kwargs["bandwidth"]))
-    kmax = {"energy": 3.0 * (1 + 0.3 * np.sqrt(d)), "linear": 3.0 * d}.get(kernel, nb)
+    kwargs = {**_kernel_kwargs(draw, kernel), "estimator": estimator}
+    kmax = _kernel_bound(kwargs, tensors["x"], tensors["y"])
     return Call(tensors, kwargs, ("x", "y"), draw(float_dtypes()), draw(st.booleans()), seed, {"out0": 4 * kmax})
 
 

@@ -246,3 +246,21 @@ def test_mmd_test_p_value_counts_the_observed_statistic():
     torch.testing.assert_close(stat, idv.mmd2(x, y, bandwidth=float(idv.median_bandwidth(x, y)), backend="reference"))
     same = idv.mmd_test(x, y, permutations=99, seed=1, backend="reference")
     assert torch.equal(same[1], p)
+
+
+@pytest.mark.parametrize("degree,gamma,coef0", [(3, None, 1.0), (1, 0.5, 0.0), (4, 2.0, -0.7)])
+def test_polynomial_kernel_is_sklearns(degree, gamma, coef0):
+    """The reference polynomial kernel against scikit-learn's polynomial_kernel (gamma None: 1/d there too),
+    and its mmd2 with degree 1, coef0 0 against the linear kernel's closed form gamma |mean x - mean y|^2."""
+    pairwise = pytest.importorskip("sklearn.metrics.pairwise")
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(9, 4, generator=g, dtype=F64), torch.randn(7, 4, generator=g, dtype=F64)
+    a, b = torch.randn(9, generator=g, dtype=F64), torch.randn(7, generator=g, dtype=F64)
+    k = pairwise.polynomial_kernel(x.numpy(), y.numpy(), degree=degree, gamma=gamma, coef0=coef0)
+    got = idv.kernel_sum(x, y, kernel="polynomial", degree=degree, gamma=gamma, coef0=coef0, x_weights=a, y_weights=b,
+                         backend="reference")
+    torch.testing.assert_close(got, a @ torch.from_numpy(k) @ b, rtol=1e-12, atol=1e-12)
+    if degree == 1 and coef0 == 0.0:
+        want = gamma * ((x.mean(0) - y.mean(0)) ** 2).sum()
+        got = idv.mmd2(x, y, kernel="polynomial", degree=1, gamma=gamma, coef0=0.0, backend="reference")
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)

@@ -16,7 +16,7 @@ import implicitdiv as idv
 from implicitdiv.backend import resolve
 from implicitdiv.reference.kernels import KERNELS
 
-from .cases import kernel_sum_calls, mixture_calls, mmd2_calls
+from .cases import fixed_kernel, kernel_sum_calls, mixture_calls, mmd2_calls
 from .equivalence import assert_close, check_equivalence
 
 pytestmark = pytest.mark.skipif("cpp" not in idv.backends(), reason="implicitdiv._C is not built")
@@ -94,7 +94,7 @@ def test_many_tiles_wide_features_and_weights(dtype, kernel):
         "y_weights": rng.standard_normal((m, p)),
     }
     kmax = {"energy": 3.0, "linear": 3.0 * d}.get(kernel, len(BW_MIX))
-    check_equivalence(idv.kernel_sum, tensors, backend="cpp", dtype=dtype, kwargs={"kernel": kernel, "bandwidth": BW_MIX},
+    check_equivalence(idv.kernel_sum, tensors, backend="cpp", dtype=dtype, kwargs=fixed_kernel(kernel, BW_MIX)[0],
                       grad_names=tuple(tensors), double_backward=False, scales={"out0": n * m * kmax * 9.0})
 
 
@@ -130,7 +130,7 @@ def test_training_pass_equals_forward_then_backward(batch, n, m, d, kernel, dtyp
     a = torch.rand(batch, n, 1, generator=g, dtype=dtype)
     b = torch.randn(batch, m, 1, generator=g, dtype=dtype)
     one = torch.ones(batch, 1, dtype=dtype)
-    bw = (0.7, 2.0)
+    bw = fixed_kernel(kernel, (0.7, 2.0))[1]
     everything = (True,) * 4
     want = (cpp_pairwise.kernel_sum_forward(x, y, a, b, kernel, bw),
             *cpp_pairwise.kernel_sum_backward(one, x, y, a, b, kernel, bw, everything))
@@ -150,7 +150,7 @@ def test_training_pass_many_tiles(dtype, kernel):
     tensors = {"x": rng.standard_normal((n, d)) / np.sqrt(d), "y": rng.standard_normal((m, d)) / np.sqrt(d) + 0.1,
                "x_weights": rng.standard_normal(n), "y_weights": rng.standard_normal(m)}
     kmax = {"energy": 3.0, "linear": 3.0 * d}.get(kernel, len(BW_MIX))
-    kwargs = {"kernel": kernel, "bandwidth": BW_MIX}
+    kwargs = fixed_kernel(kernel, BW_MIX)[0]
     check_equivalence(idv.kernel_sum, tensors, backend="cpp", dtype=dtype, kwargs=kwargs, grad_names=tuple(tensors),
                       double_backward=False, scales={"out0": n * m * kmax})
     sym = {"x": tensors["x"], "x_weights": tensors["x_weights"]}

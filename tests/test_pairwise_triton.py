@@ -18,9 +18,9 @@ import implicitdiv as idv
 from implicitdiv.kernels.triton import pairwise as tp
 from implicitdiv.ops import pairwise as ops
 from implicitdiv.reference import pairwise as ref
-from implicitdiv.reference.kernels import KERNELS, kernel_matrix
+from implicitdiv.reference.kernels import DOT_KERNELS, KERNELS, kernel_matrix
 
-from .cases import kernel_sum_calls, mixture_calls, mmd2_calls
+from .cases import fixed_kernel, kernel_sum_calls, mixture_calls, mmd2_calls
 from .equivalence import assert_close, check_equivalence
 
 BACKEND = "triton"
@@ -104,12 +104,13 @@ def _grads_vs_reference(fn_fast, fn_ref, inputs, dtype, names, scale=None):
 
 
 def _triton_kernel_sum(kernel, bandwidth):
-    return lambda x, y, a, b: idv.kernel_sum(x, y, kernel=kernel, bandwidth=bandwidth, x_weights=a, y_weights=b,
-                                             backend=BACKEND)
+    kwargs = fixed_kernel(kernel, bandwidth)[0]
+    return lambda x, y, a, b: idv.kernel_sum(x, y, x_weights=a, y_weights=b, backend=BACKEND, **kwargs)
 
 
 def _reference_kernel_sum(kernel, bandwidth):
-    return lambda x, y, a, b: ref.kernel_sum(x, y, a, b, kernel, bandwidth)
+    params = fixed_kernel(kernel, bandwidth)[1]
+    return lambda x, y, a, b: ref.kernel_sum(x, y, a, b, kernel, params)
 
 
 @pytest.mark.parametrize("n,m,d,p", [(15, 17, 20, 1), (16, 33, 3, 20), (1, 31, 1, 2), (33, 1, 17, 17)])
@@ -128,8 +129,9 @@ def test_kernel_sum_off_tile_sizes(kernel, n, m, d, p):
 def test_symmetric_sum_drops_exactly_the_diagonal(kernel, exclude):
     gen = torch.Generator().manual_seed(5)
     x, a = (torch.randn(shape, generator=gen, dtype=torch.float64) for shape in ((1, 35, 4), (1, 35, 18)))
-    _grads_vs_reference(lambda x_, a_: ops.kernel_sum_sym(x_, a_, kernel, (0.8,), exclude, BACKEND),
-                        lambda x_, a_: ref.kernel_sum_sym(x_, a_, kernel, (0.8,), exclude),
+    params = fixed_kernel(kernel, (0.8,))[1]
+    _grads_vs_reference(lambda x_, a_: ops.kernel_sum_sym(x_, a_, kernel, params, exclude, BACKEND),
+                        lambda x_, a_: ref.kernel_sum_sym(x_, a_, kernel, params, exclude),
                         (x, a), torch.float64, ("x", "a"))
 
 
@@ -151,14 +153,15 @@ def test_near_duplicate_points_float32(kernel, offset):
     a = torch.randn(1, x.shape[1], 2, generator=torch.Generator().manual_seed(2))
     b = torch.randn(1, y.shape[1], 2, generator=torch.Generator().manual_seed(3))
     bw = (0.01, 1.0)
-    k_abs = kernel_matrix(x.double(), y.double(), kernel, bw).abs()
+    kwargs, params = fixed_kernel(kernel, bw)
+    k_abs = kernel_matrix(x.double(), y.double(), kernel, params).abs()
     terms = torch.einsum("bnp,bnm,bmp->bp", a.double().abs(), k_abs, b.double().abs())  # sum_ij |a_i k_ij b_j|
     _grads_vs_reference(_triton_kernel_sum(kernel, bw), _reference_kernel_sum(kernel, bw), (x, y, a, b), torch.float32,
                         ("x", "y", "a", "b"), scale=float(terms.max()))
-    # linear: MMD^2 = |mean x - mean y|^2 as a difference of sums of x.y ~ offset^2, rounded at that size
-    cancel = 4 * offset**2 * x.shape[-1] if kernel == "linear" else None
-    _grads_vs_reference(lambda x_: idv.mmd2(x_, y, kernel=kernel, bandwidth=bw, estimator="unbiased", backend=BACKEND),
-                        lambda x_: ref.mmd2(x_, y.double(), kernel, bw, "unbiased"), (x,), torch.float32, ("x",), cancel)
+    # dot kernels: MMD^2 is a difference of means of k(x.y), x.y ~ offset^2, rounded at the size of k
+    cancel = 4 * float(k_abs.max()) if kernel in DOT_KERNELS else None
+    _grads_vs_reference(lambda x_: idv.mmd2(x_, y, estimator="unbiased", backend=BACKEND, **kwargs),
+                        lambda x_: ref.mmd2(x_, y.double(), kernel, params, "unbiased"), (x,), torch.float32, ("x",), cancel)
 
 
 @pytest.mark.parametrize("kernel", ["rbf", "laplacian", "energy"])
@@ -274,7 +277,8 @@ def test_launchers_allocate_nothing_n_by_m():
 
 SM90_CASES = [  # (dtype, kernel, weight columns, precision)
     (torch.float32, "rbf", 1, "ieee"), (torch.float32, "laplacian", 5, "tf32"), (torch.bfloat16, "energy", 1, "ieee"),
-    (torch.float16, "linear", 40, "ieee"), (torch.float64, "imq", 2, "ieee"),
+    (torch.float16, "linear", 40, "ieee"), (torch.float64, "imq", 2, "ieee"), (torch.float32, "polynomial", 200, "ieee"),
+    (torch.float64, "polynomial", 1, "ieee"),
 ]
 
 
@@ -305,10 +309,11 @@ def compile_launches_for_sm90():
         types = dict(x="*" + el, y="*" + el, w="*" + el, a="*" + el, u="*" + el, v="*" + el, center="*" + ct,
                      coef="*" + ct, out="*" + ct, nbw="i32", N="i32", M="i32", d="i32", P="i32")
         x = torch.zeros(1, 3, d, dtype=dtype, device="meta")
-        flags = dataclasses.replace(tp.plan(x, x, kernel, (1.0,), precision, sym=True, exclude=True),
+        flags = dataclasses.replace(tp.plan(x, x, kernel, fixed_kernel(kernel, (1.0,))[1], precision, sym=True, exclude=True),
                                     bf16_as_f32=False).flags()
         rows = tp.blocks("rows", torch.device("cuda"), d, p, dtype)
-        _compile_for_sm90(pair_rows_kernel, types, dict(**flags, **rows.sums(), REDUCE=True))
+        _compile_for_sm90(pair_rows_kernel, types, dict(**flags, **rows.sums(), REDUCE=True, TRI=True))
+        _compile_for_sm90(pair_rows_kernel, types, dict(**flags, **rows.sums(), REDUCE=False, TRI=False))
         grad = tp.blocks("grad", torch.device("cuda"), d, p, dtype)
         _compile_for_sm90(pair_grad_kernel, types, dict(**flags, **grad.sums(), BDO=grad.out_feat))
     for ct, dtype in (("fp32", torch.float32), ("fp64", torch.float64)):

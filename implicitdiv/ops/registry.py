@@ -3,9 +3,9 @@ the resolver in implicitdiv.backend reads it (a function not listed runs on the 
 backend="auto", and raises under an explicit backend)."""
 from __future__ import annotations
 
-# kernel_sum, mmd2, mmd_test, gaussian_mixture_logpdf: the tiled pairwise engine
-PAIRWISE_CPP: frozenset[str] = frozenset({"kernel_sum", "mmd2", "mmd_test", "gaussian_mixture_logpdf"})
-PAIRWISE_TRITON: frozenset[str] = frozenset({"kernel_sum", "mmd2", "mmd_test", "gaussian_mixture_logpdf"})
+# kernel_sum, mmd2, mmd_test, kid, gaussian_mixture_logpdf: the tiled pairwise engine
+PAIRWISE_CPP: frozenset[str] = frozenset({"kernel_sum", "mmd2", "mmd_test", "kid", "gaussian_mixture_logpdf"})
+PAIRWISE_TRITON: frozenset[str] = frozenset({"kernel_sum", "mmd2", "mmd_test", "kid", "gaussian_mixture_logpdf"})
 # ratio losses and Gaussian latent terms: the fused elementwise-plus-reduction kernels
 LOSSES_CPP: frozenset[str] = frozenset({
     "discriminator_loss", "generator_loss", "adversarial_losses", "fdiv_estimate", "ratio_matching_loss",

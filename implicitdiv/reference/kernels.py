@@ -1,12 +1,22 @@
 """Naive kernel matrices: the ground truth every fused pairwise kernel is compared with.
 
-All kernels are written as a map of the pair's squared distance s = ||x - y||^2, except "linear".
+All kernels are written as a map of the pair's squared distance s = ||x - y||^2, except "linear"
+and "polynomial", maps of the dot product s = x.y.
+
+A kernel's parameters travel as one tuple of floats, `params` (the public functions' bandwidth,
+degree, gamma and coef0, resolved by implicitdiv._validate.kernel_parameters):
+  rbf, laplacian, imq   the bandwidths sigma, the kernel being the sum over them
+  energy, linear        unused (no scale)
+  polynomial            (gamma, coef0, degree), degree a whole number >= 1
+The code of each kernel in the fused backends is its index in KERNELS (tests/test_kernel_codes.py
+checks that every backend agrees).
 """
 from __future__ import annotations
 
 import torch
 
-KERNELS = ("rbf", "laplacian", "imq", "energy", "linear")
+KERNELS = ("rbf", "laplacian", "imq", "energy", "linear", "polynomial")
+DOT_KERNELS = ("linear", "polynomial")  # maps of x.y: neither centered nor recomputed from differences
 
 
 def squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -24,6 +34,12 @@ def _safe_sqrt(s: torch.Tensor) -> torch.Tensor:
     return torch.where(positive, torch.sqrt(torch.where(positive, s, torch.ones_like(s))), torch.zeros_like(s))
 
 
+def polynomial(dot: torch.Tensor, params: tuple[float, ...]) -> torch.Tensor:
+    """(gamma dot + coef0)^degree, params = (gamma, coef0, degree)."""
+    gamma, coef0, degree = params
+    return (gamma * dot + coef0) ** int(degree)
+
+
 def kernel_matrix(x: torch.Tensor, y: torch.Tensor, kernel: str, bandwidths: tuple[float, ...]) -> torch.Tensor:
     """K_ij = sum over bandwidths sigma of k_sigma(x_i, y_j).
 
@@ -32,9 +48,12 @@ def kernel_matrix(x: torch.Tensor, y: torch.Tensor, kernel: str, bandwidths: tup
     imq:       C / (C + s), C = sigma
     energy:    -sqrt(s)            (no scale: one term whatever the bandwidths)
     linear:    x_i . y_j           (no scale: one term whatever the bandwidths)
+    polynomial: (gamma x_i . y_j + coef0)^degree with (gamma, coef0, degree) = bandwidths
     """
     if kernel == "linear":
         return x @ y.transpose(-1, -2)
+    if kernel == "polynomial":
+        return polynomial(x @ y.transpose(-1, -2), bandwidths)
     s = squared_distances(x, y)
     if kernel == "energy":
         return -_safe_sqrt(s)
@@ -56,6 +75,8 @@ def kernel_diagonal(x: torch.Tensor, kernel: str, bandwidths: tuple[float, ...])
     """k(x_i, x_i) for every row: (..., N)."""
     if kernel == "linear":
         return (x * x).sum(-1)
+    if kernel == "polynomial":
+        return polynomial((x * x).sum(-1), bandwidths)
     if kernel == "energy":
         return torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
     return torch.full(x.shape[:-1], float(len(bandwidths)), dtype=x.dtype, device=x.device)

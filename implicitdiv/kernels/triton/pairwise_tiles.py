@@ -22,9 +22,10 @@ LAPLACIAN = tl.constexpr(1)
 IMQ = tl.constexpr(2)
 ENERGY = tl.constexpr(3)
 LINEAR = tl.constexpr(4)
+POLYNOMIAL = tl.constexpr(5)
 
 KIND_CODES = {"rbf": RBF.value, "laplacian": LAPLACIAN.value, "imq": IMQ.value, "energy": ENERGY.value,
-              "linear": LINEAR.value}
+              "linear": LINEAR.value, "polynomial": POLYNOMIAL.value}
 
 
 @triton.jit
@@ -110,11 +111,45 @@ def sq_dist_tile(x, y, center, rows, cols, rmask, cmask, nx, d, SYM: tl.constexp
 
 
 @triton.jit
+def dot_tile(x, y, center, rows, cols, rmask, cmask, d, PREC: tl.constexpr, BF16_AS_F32: tl.constexpr,
+             BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr):
+    """x_i . y_j for the tile (uncentered), compute dtype."""
+    s = tl.zeros([BM, BN], dtype=center.dtype.element_ty)
+    for k0 in range(0, d, BD):
+        xr = load_rows(x, center, rows, rmask, k0, d, False, BD)
+        yr = load_cols(y, center, cols, cmask, k0, d, False, BD)
+        s += mma(xr, yr, x.dtype.element_ty, PREC, BF16_AS_F32)
+    return s
+
+
+@triton.jit
+def power(b, e):
+    """b^e for a whole e >= 0 (a runtime scalar), by repeated products."""
+    p = tl.full(b.shape, 1.0, b.dtype)
+    for _ in range(0, e):
+        p = p * b
+    return p
+
+
+@triton.jit
+def polynomial_parts(s, coef):
+    """(gamma s + c0)^(p - 1), gamma s + c0 and the slope factor p gamma, coef = (gamma, c0, p)."""
+    gamma = tl.load(coef)
+    base = gamma * s + tl.load(coef + 1)
+    degree = tl.load(coef + 2)
+    return power(base, degree.to(tl.int32) - 1), base, degree * gamma
+
+
+@triton.jit
 def kernel_value(s, coef, nbw, KIND: tl.constexpr):
     """sum over bandwidths of k(s): rbf exp(c s) with c = -1/(2 sigma^2), laplacian exp(c sqrt s)
-    with c = -1/sigma, imq c/(c + s) with c = sigma; energy -sqrt(s) once."""
+    with c = -1/sigma, imq c/(c + s) with c = sigma; energy -sqrt(s) once; polynomial
+    (gamma s + c0)^p with coef = (gamma, c0, p) and s the dot product."""
     if KIND == ENERGY:
         k = -tl.sqrt(s)
+    elif KIND == POLYNOMIAL:
+        below, base, _ = polynomial_parts(s, coef)
+        k = below * base
     else:
         k = tl.zeros_like(s)
         if KIND == LAPLACIAN:
@@ -132,8 +167,12 @@ def kernel_value(s, coef, nbw, KIND: tl.constexpr):
 
 @triton.jit
 def kernel_slope(s, coef, nbw, KIND: tl.constexpr):
-    """dk/ds summed over bandwidths; 0 at s = 0 for the sqrt kernels (the symmetric subgradient)."""
-    if KIND == ENERGY or KIND == LAPLACIAN:
+    """dk/ds summed over bandwidths; 0 at s = 0 for the sqrt kernels (the symmetric subgradient);
+    polynomial p gamma (gamma s + c0)^(p - 1)."""
+    if KIND == POLYNOMIAL:
+        below, _, slope = polynomial_parts(s, coef)
+        k = below * slope
+    elif KIND == ENERGY or KIND == LAPLACIAN:
         at_zero = s == 0.0
         r = tl.sqrt(tl.where(at_zero, 1.0, s))
         if KIND == ENERGY:
@@ -163,11 +202,10 @@ def kernel_tile(x, y, center, coef, nbw, rows, cols, rmask, cmask, nx, d, KIND: 
                 TAU: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr):
     """K_ij for the tile, 0 outside the data and on i == j when EXCLUDE."""
     if KIND == LINEAR:
-        k = tl.zeros([BM, BN], dtype=center.dtype.element_ty)
-        for k0 in range(0, d, BD):
-            xr = load_rows(x, center, rows, rmask, k0, d, False, BD)
-            yr = load_cols(y, center, cols, cmask, k0, d, False, BD)
-            k += mma(xr, yr, x.dtype.element_ty, PREC, BF16_AS_F32)
+        k = dot_tile(x, y, center, rows, cols, rmask, cmask, d, PREC, BF16_AS_F32, BM, BN, BD)
+    elif KIND == POLYNOMIAL:
+        k = kernel_value(dot_tile(x, y, center, rows, cols, rmask, cmask, d, PREC, BF16_AS_F32, BM, BN, BD), coef, nbw,
+                         KIND)
     else:
         s, near = sq_dist_tile(x, y, center, rows, cols, rmask, cmask, nx, d, SYM, CENTER, PREC, BF16_AS_F32, TAU,
                                BM, BN, BD)
