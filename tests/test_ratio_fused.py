@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import implicitdiv as idv
 from implicitdiv.ops import ratio as ops
+from implicitdiv.ops import derivative_sharing, ratio_terms
 from implicitdiv.reference import ratio as ref_ratio
 from implicitdiv.reference.ratio import FDIVERGENCES, KINDS
 
@@ -230,7 +231,7 @@ def test_no_derivatives_written_without_grad(backend, monkeypatch):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_shared_derivative_buffers(backend, monkeypatch):
     """softplus(v) and softplus(-v) on the fake logits share one derivative buffer in float32 only (see
-    ops.FAMILY_DEVIATION); the gradient through either output alone matches the reference either way."""
+    derivative_sharing.FAMILY_DEVIATION); the gradient through either output alone matches the reference either way."""
     seen = _record_wants(backend, monkeypatch)
     values = torch.tensor([-30.0, -20.5, -20.0, -3.0, 0.0, 0.5, 19.9, 20.5, 30.0, 1e4, -1e4])
     for dtype, want in ((torch.float32, [True, True, False]), (torch.float64, [True, True, True])):
@@ -287,9 +288,9 @@ def test_backends_name_the_same_maps():
     """The kernel modules take maps by name; both must know every name the kind tables use."""
     from implicitdiv.kernels.triton import ratio as triton_ratio
 
-    used = {t[0] for table in (ops.NEG_ACTIVATION, ops.CONJUGATE) for t in table.values()}
-    used |= {t[0] for pair in ops.DISCRIMINATOR.values() for t in pair}
-    used |= {ops.generator_term(k, s)[0] for k in KINDS for s in (False, True)} | {"half_sq", "linear"}
+    used = {t.map for table in (ratio_terms.NEG_ACTIVATION, ratio_terms.CONJUGATE) for t in table.values()}
+    used |= {t.map for pair in ratio_terms.DISCRIMINATOR.values() for t in pair}
+    used |= {ratio_terms.generator_term(k, s).map for k in KINDS for s in (False, True)} | {"half_sq", "linear"}
     assert used <= set(triton_ratio.MAPS)
     if "cpp" in idv.backends():
         from implicitdiv import _C

@@ -26,116 +26,17 @@ gives the protocol). Maps, by name:
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 
 import torch
 
 from ..kernels import load
 from ..reference import ratio as ref
+from .derivative_sharing import derivative_plan
 from .in_place import affine_in_place, cpu_eager
 from .library import fused_op
+from .ratio_terms import CONJUGATE, DISCRIMINATOR, NEG_ACTIVATION, Term, generator_term, term
 from .reference_grads import reference_grads
-
-LOG2 = math.log(2.0)
-
-# -g_f(v), the f-GAN discriminator's term on real logits, as (map, sign, offset)
-NEG_ACTIVATION = {
-    "kl": ("linear", -1.0, 0.0),
-    "pearson": ("linear", -1.0, 0.0),
-    "reverse_kl": ("exp_neg", 1.0, 0.0),
-    "hellinger": ("expm1_neg", 1.0, 0.0),
-    "js": ("softplus_neg", 1.0, -LOG2),
-    "gan": ("softplus_neg", 1.0, 0.0),
-    "tv": ("tanh", -0.5, 0.0),
-}
-# f*(g_f(v)), its term on fake logits
-CONJUGATE = {
-    "kl": ("exp_shift", 1.0, 0.0),
-    "reverse_kl": ("linear", 1.0, -1.0),
-    "pearson": ("pearson", 1.0, 0.0),
-    "hellinger": ("expm1", 1.0, 0.0),
-    "js": ("softplus", 1.0, -LOG2),
-    "gan": ("softplus", 1.0, 0.0),
-    "tv": ("tanh", 0.5, 0.0),
-}
-# (term on real, term on fake) of the discriminator loss
-DISCRIMINATOR = {
-    "gan": (("softplus_neg", 1.0, 0.0), ("softplus", 1.0, 0.0)),
-    "hinge": (("relu_one_minus", 1.0, 0.0), ("relu_one_plus", 1.0, 0.0)),
-    "wgan": (("linear", -1.0, 0.0), ("linear", 1.0, 0.0)),
-    "lsgan": (("half_sq_shift", 1.0, 0.0), ("half_sq", 1.0, 0.0)),
-    **{k: (NEG_ACTIVATION[k], CONJUGATE[k]) for k in NEG_ACTIVATION if k != "gan"},
-}
-
-
-def _negated(term):
-    name, sign, offset = term
-    return name, -sign, offset
-
-
-def generator_term(kind: str, saturating: bool):
-    if kind in ("hinge", "wgan"):
-        return ("linear", -1.0, 0.0)
-    if kind == "lsgan":
-        return ("half_sq_shift", 1.0, 0.0)
-    return _negated(CONJUGATE[kind]) if saturating else NEG_ACTIVATION[kind]
-
-
-# ---- shared derivatives --------------------------------------------------------------------------
-
-# f'(v) = a * q(v) + b for the quantity q of a family; a constant derivative (family None) fits any
-# family. The families' q are finite for finite v; a map not listed keeps a buffer of its own even
-# beside itself, since folding several terms' upstream gradients into one factor of an infinite
-# derivative (exp(v - 1) at v = 1e4 in float32) would turn the reference's inf - inf = NaN into inf.
-DERIVATIVE_FAMILY = {
-    "softplus": ("sigmoid", 1.0, 0.0),
-    "softplus_neg": ("sigmoid", 1.0, -1.0),
-    "half_sq": ("v", 1.0, 0.0),
-    "half_sq_shift": ("v", 1.0, -1.0),
-    "pearson": ("v", 0.5, 1.0),
-    "tanh": ("tanh", 1.0, 0.0),
-    "linear": (None, 0.0, 1.0),
-}
-# How far the affine form can stray from two different maps' own derivatives, at the scale of those
-# derivatives (1). Like torch's, the softplus map is the identity above 20 (derivative exactly 1),
-# so through one shared sigmoid either softplus(v) below -20 or softplus(-v) above 20 is off by at
-# most sigmoid(-20) = 2.1e-9: below float32's rounding at that scale (half an ulp of 1, 6e-8), not
-# below float64's, so those two share a buffer in float32 only.
-FAMILY_DEVIATION = {"sigmoid": 2.1e-9}
-
-
-def derivative_plan(terms, numels, dtype, mean, needs):
-    """Per term, None (its input needs no gradient) or (carrier, k, e): the gradient of the term's
-    input through it is g * (k * D + e), g its upstream gradient, D the derivative buffer
-    scale_c * f_c'(x) of the carrier term c, which only carriers write. Terms of one input and one
-    DERIVATIVE_FAMILY share a carrier: with f' = a q + b, f_t' = (a_t/a_c) f_c' + b_t - a_t b_c / a_c,
-    and scale_t / scale_c = sign_t / sign_c."""
-    plan = [None] * len(terms)
-    for i, numel in enumerate(numels):
-        if not needs[i]:
-            continue
-        n = numel if mean else 1
-        mine = [k for k, t in enumerate(terms) if t[0] == i]
-        form = {k: DERIVATIVE_FAMILY.get(terms[k][1], (("alone", k), 1.0, 0.0)) for k in mine}
-        carriers: list[int] = []
-        for k in sorted(mine, key=lambda k: form[k][0] is None):  # constant derivatives join last
-            (family, a, b), sign = form[k], terms[k][2]
-            for c in carriers:
-                (fc, ac, bc), sign_c = form[c], terms[c][2]
-                if family is None:
-                    plan[k] = (c, 0.0, sign * b / n)
-                elif family == fc and (terms[c][1] == terms[k][1]
-                                       or FAMILY_DEVIATION.get(fc, 0.0) <= torch.finfo(dtype).eps / 2):
-                    plan[k] = (c, sign / sign_c * a / ac, sign * (b - a * bc / ac) / n)
-                else:
-                    continue
-                break
-            else:
-                carriers.append(k)
-                plan[k] = (k, 1.0, 0.0)
-    return plan
-
 
 # ---- the op ------------------------------------------------------------------------------------
 
@@ -148,7 +49,7 @@ def _fake_ratio(xs, inputs, maps, signs, offsets, outs, n_out, reduce, mean, wan
 def _ratio_op(xs: list[torch.Tensor], inputs: list[int], maps: str, signs: list[float], offsets: list[float],
               outs: list[int], n_out: int, reduce: bool, mean: bool, want: list[bool], backend: str) -> list[torch.Tensor]:
     """The n_out losses (reduce) or one value tensor per term, then the wanted derivatives."""
-    terms = tuple(zip(inputs, maps.split(","), signs, offsets, outs))
+    terms = tuple(Term(*t) for t in zip(inputs, maps.split(","), signs, offsets, outs))
     values, derivs = load(backend, "ratio").ratio_forward(xs, terms, n_out, reduce, mean, want)
     return list(values) + [d for d in derivs if d is not None]
 
@@ -221,18 +122,18 @@ class RatioLossFunction(torch.autograd.Function):
             grads = [float(g) for g in grads]
         scales: dict = {}  # carrier -> sum of g * k over its terms
         shifts: list = [None] * len(needs)  # input -> sum of g * e over its terms
-        for t, (term, p) in enumerate(zip(terms, plan)):
+        for t, (tm, p) in enumerate(zip(terms, plan)):
             if p is None:
                 continue
             c, k, e = p
-            g = grads[term[4]] if reduce else grads[t]
+            g = grads[tm.out] if reduce else grads[t]
             if k:
                 scales[c] = (g if k == 1 else k * g) if c not in scales else scales[c] + k * g
             if e:
-                shifts[term[0]] = e * g if shifts[term[0]] is None else shifts[term[0]] + e * g
+                shifts[tm.input] = e * g if shifts[tm.input] is None else shifts[tm.input] + e * g
         out: list = [None] * len(needs)
         for c, a in scales.items():
-            i = terms[c][0]
+            i = terms[c].input
             if out[i] is None:
                 out[i] = affine_in_place(derivs[c], a, shifts[i], load(backend, "ratio"))
             else:
@@ -257,37 +158,35 @@ def _run(function, args, xs, terms, n_out, reduce, mean, backend):
 
 def discriminator_loss(real, fake, kind, reduction, *, backend):
     """mean/sum of the DISCRIMINATOR[kind] terms on real plus that on fake, or both per element."""
-    (rm, rs, ro), (fm, fs, fo) = DISCRIMINATOR[kind]
+    on_real, on_fake = DISCRIMINATOR[kind]
     if reduction == "none":
-        terms = ((0, rm, rs, ro, 0), (1, fm, fs, fo, 1))
+        terms = (term(0, on_real, 0), term(1, on_fake, 1))
         return _run("discriminator_loss", (kind, reduction), (real, fake), terms, 2, False, False, backend)
-    terms = ((0, rm, rs, ro, 0), (1, fm, fs, fo, 0))
+    terms = (term(0, on_real, 0), term(1, on_fake, 0))
     return _run("discriminator_loss", (kind, reduction), (real, fake), terms, 1, True, reduction == "mean", backend)[0]
 
 
 def generator_loss(fake, kind, saturating, reduction, *, backend):
     """mean/sum (or per element) of generator_term(kind, saturating) on the fake logits."""
-    m, s, o = generator_term(kind, saturating)
-    return _run("generator_loss", (kind, saturating, reduction), (fake,), ((0, m, s, o, 0),), 1, reduction != "none",
+    terms = (term(0, generator_term(kind, saturating), 0),)
+    return _run("generator_loss", (kind, saturating, reduction), (fake,), terms, 1, reduction != "none",
                 reduction == "mean", backend)[0]
 
 
 def adversarial_losses(real, fake, kind, saturating, *, backend):
     """(discriminator loss, generator loss), both means; the fake logits are read once for both."""
-    (rm, rs, ro), (fm, fs, fo) = DISCRIMINATOR[kind]
-    gm, gs, go = generator_term(kind, saturating)
-    terms = ((0, rm, rs, ro, 0), (1, fm, fs, fo, 0), (1, gm, gs, go, 1))
+    on_real, on_fake = DISCRIMINATOR[kind]
+    terms = (term(0, on_real, 0), term(1, on_fake, 0), term(1, generator_term(kind, saturating), 1))
     return _run("adversarial_losses", (kind, saturating), (real, fake), terms, 2, True, True, backend)
 
 
 def fdiv_estimate(real, fake, divergence, *, backend):
     """E_P[g_f(v)] - E_Q[f*(g_f(v))] = -(mean(-g_f(v_real)) + mean(f*(g_f(v_fake))))."""
-    (rm, rs, ro), (fm, fs, fo) = NEG_ACTIVATION[divergence], CONJUGATE[divergence]
-    terms = ((0, rm, -rs, ro, 0), (1, fm, -fs, fo, 0))
+    terms = (term(0, NEG_ACTIVATION[divergence], 0, sign=-1.0), term(1, CONJUGATE[divergence], 0, sign=-1.0))
     return _run("fdiv_estimate", (divergence,), (real, fake), terms, 1, True, True, backend)[0]
 
 
 def ratio_matching_loss(r_p, r_q, *, backend):
     """1/2 mean(r_q^2) - mean(r_p): a half_sq term on r_q and a negated linear one on r_p."""
-    terms = ((0, "linear", -1.0, 0.0, 0), (1, "half_sq", 1.0, 0.0, 0))
+    terms = (Term(0, "linear", -1.0, 0.0, 0), Term(1, "half_sq", 1.0, 0.0, 0))
     return _run("ratio_matching_loss", (), (r_p, r_q), terms, 1, True, True, backend)[0]
