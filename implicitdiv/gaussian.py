@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from . import _validate as check
+from ._half import half_in_float32
 from .backend import resolve
 from .ops import gaussian as ops
 from .ops import pairwise as pairwise_ops
@@ -43,6 +44,7 @@ def _finite_rule(out: torch.Tensor, reduction: str, *inputs: torch.Tensor) -> to
     return check.nan_unless_finite(out, *inputs)
 
 
+@half_in_float32("gaussian_nll")
 def gaussian_nll(z, mean, logvar, *, reduction="mean", backend=None):
     """Negative log-likelihood of z under N(mean, diag exp(logvar)), summed over the last dim:
 
@@ -58,6 +60,7 @@ def gaussian_nll(z, mean, logvar, *, reduction="mean", backend=None):
     return _finite_rule(_reduce(ref.gaussian_nll(z, mean, logvar), reduction), reduction, z, mean, logvar)
 
 
+@half_in_float32("kl_std_normal")
 def kl_std_normal(mean, logvar, *, reduction="mean", backend=None):
     """KL(N(mean, diag exp(logvar)) || N(0, I)) = 1/2 sum_k [exp(lv_k) + m_k^2 - 1 - lv_k], summed
     over the last dim, then reduced."""
@@ -69,6 +72,7 @@ def kl_std_normal(mean, logvar, *, reduction="mean", backend=None):
     return _finite_rule(_reduce(ref.kl_std_normal(mean, logvar), reduction), reduction, mean, logvar)
 
 
+@half_in_float32("kl_gaussians")
 def kl_gaussians(mean_q, logvar_q, mean_p, logvar_p, *, reduction="mean", backend=None):
     """KL(q || p) between diagonal Gaussians, summed over the last dim, then reduced:
 
@@ -81,6 +85,7 @@ def kl_gaussians(mean_q, logvar_q, mean_p, logvar_p, *, reduction="mean", backen
     return _finite_rule(_reduce(ref.kl_gaussians(mq, lq, mp, lp), reduction), reduction, mq, lq, mp, lp)
 
 
+@half_in_float32("reparameterize")
 def reparameterize(mean, logvar, eps=None, *, backend=None):
     """Reparameterized sample and its log-density:
 
@@ -100,6 +105,7 @@ def reparameterize(mean, logvar, eps=None, *, backend=None):
     return ref.reparameterize(mean, logvar, eps)
 
 
+@half_in_float32("gaussian_mixture_logpdf")
 def gaussian_mixture_logpdf(z, means, logvars, *, backend=None):
     """Log-density of each z_i under the equal-weight mixture of diagonal Gaussians:
 

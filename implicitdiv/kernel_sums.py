@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import torch
 
+from . import _bandwidth
 from . import _validate as check
+from ._half import half_in_float32, triton_pairwise
 from .backend import resolve
 from .ops import pairwise as ops
 from .reference.kernels import KERNELS
@@ -45,6 +47,7 @@ def canonical(x, y, x_weights, y_weights):
     return xb, yb, a, b, shape_result
 
 
+@half_in_float32("kernel_sum", native=triton_pairwise)
 def kernel_sum(x, y, *, kernel="rbf", bandwidth=1.0, x_weights=None, y_weights=None, backend=None, precision="ieee"):
     """Weighted sum of a kernel over all pairs: sum_ij a_i k(x_i, y_j) b_j.
 
@@ -53,7 +56,8 @@ def kernel_sum(x, y, *, kernel="rbf", bandwidth=1.0, x_weights=None, y_weights=N
         kernel: "rbf" exp(-||x-y||^2 / (2 sigma^2)), "laplacian" exp(-||x-y|| / sigma),
             "imq" C / (C + ||x-y||^2) with C = sigma, "energy" -||x-y||, "linear" x.y.
         bandwidth: sigma > 0, or a sequence of them: the sum of the kernels over the sequence
-            (ignored by "energy" and "linear", which have no scale).
+            (ignored by "energy" and "linear", which have no scale). A tensor that requires grad
+            gets its gradient (implicitdiv._bandwidth; one pass per bandwidth).
         x_weights, y_weights: a (N,) and b (M,) (default ones), or (N, P) / (M, P) for P weight
             vectors in one pass; batched samples take (B, N) or (B, N, P).
         backend: "reference", "cpp", "triton" or "auto"; None uses the current default.
@@ -63,9 +67,16 @@ def kernel_sum(x, y, *, kernel="rbf", bandwidth=1.0, x_weights=None, y_weights=N
 
     Returns:
         A scalar, (P,) with weight columns, and a leading (B,) with batched samples; NaN when
-        any input holds a NaN or an Inf.
+        any input holds a NaN or an Inf. float16/bfloat16 inputs are computed in float32 (except by
+        the Triton kernels, which take them) and returned in their dtype.
     """
     check.choice(kernel, "kernel", KERNELS)
+    sigma = _bandwidth.learned(bandwidth)
+    if sigma is not None and kernel in _bandwidth.SCALE_POWER:
+        return _learned_bandwidths(x, y, sigma, kernel=kernel, x_weights=x_weights, y_weights=y_weights,
+                                   backend=backend, precision=precision)
+    if sigma is not None:  # no scale: the sum does not depend on the bandwidth
+        bandwidth = sigma.detach()
     check.choice(precision, "precision", ops.PRECISIONS)
     bandwidths = check.bandwidths(bandwidth)
     xb, yb, a, b, shape_result = canonical(x, y, x_weights, y_weights)
@@ -77,3 +88,18 @@ def kernel_sum(x, y, *, kernel="rbf", bandwidth=1.0, x_weights=None, y_weights=N
     if name == "reference":  # the fused ops apply the NaN rule in their own pass over the points
         out = check.nan_unless_finite(out, xb, yb, a, b, batched=True)
     return shape_result(out)
+
+
+def _learned_bandwidths(x, y, sigma, **kw):
+    """kernel_sum with bandwidths sigma (1-dim, requiring grad): a pass per bandwidth over the points
+    rescaled so that the bandwidth's gradient comes from theirs (implicitdiv._bandwidth)."""
+    values = check.bandwidths(sigma.detach())
+    check.matching_samples(x, y)
+    c = _bandwidth.center(x) if y is x else _bandwidth.center(x, y)
+    total = None
+    for k, value in enumerate(values):
+        xs = _bandwidth.rescaled(x, c, sigma[k], kw["kernel"])
+        ys = xs if y is x else _bandwidth.rescaled(y, c, sigma[k], kw["kernel"])
+        out = kernel_sum(xs, ys, bandwidth=value, **kw)
+        total = out if total is None else total + out
+    return total

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import torch
 
+from . import _bandwidth
 from . import _validate as check
+from ._half import half_in_float32, triton_pairwise
 from .backend import resolve
 from .ops import pairwise as ops
 from .reference import pairwise as ref
@@ -12,6 +14,7 @@ from .reference.kernels import KERNELS
 ESTIMATORS = ("biased", "unbiased", "linear")
 
 
+@half_in_float32("mmd2", native=triton_pairwise)
 def mmd2(x, y, *, kernel="rbf", bandwidth=1.0, estimator="biased", backend=None, precision="ieee"):
     """Squared maximum mean discrepancy between the rows of x and y.
 
@@ -23,10 +26,23 @@ def mmd2(x, y, *, kernel="rbf", bandwidth=1.0, estimator="biased", backend=None,
 
     x: (N, d) or (B, N, d); y: (M, d) or (B, M, d). Kernels, bandwidths and precision as in kernel_sum.
     Returns a scalar, or (B,) for batched samples; NaN when the data hold a NaN or an Inf. The fused
-    backends never build the N x M matrix.
+    backends never build the N x M matrix. A bandwidth tensor that requires grad gets its gradient
+    (implicitdiv._bandwidth); float16/bfloat16 inputs as in kernel_sum.
     """
     check.choice(kernel, "kernel", KERNELS)
     check.choice(estimator, "estimator", ESTIMATORS)
+    sigma = _bandwidth.learned(bandwidth)
+    if sigma is not None and kernel in _bandwidth.SCALE_POWER:
+        check.matching_samples(x, y)
+        c = _bandwidth.center(x, y)
+        total = None
+        for k, value in enumerate(check.bandwidths(sigma.detach())):
+            out = mmd2(_bandwidth.rescaled(x, c, sigma[k], kernel), _bandwidth.rescaled(y, c, sigma[k], kernel),
+                       kernel=kernel, bandwidth=value, estimator=estimator, backend=backend, precision=precision)
+            total = out if total is None else total + out
+        return total
+    if sigma is not None:  # no scale: MMD^2 does not depend on the bandwidth
+        bandwidth = sigma.detach()
     check.choice(precision, "precision", ops.PRECISIONS)
     bandwidths = check.bandwidths(bandwidth)
     check.matching_samples(x, y)
@@ -64,6 +80,7 @@ def median_as_bandwidths(median) -> tuple[float]:
     return (bw if bw > 0 else 1.0,)  # NaN data: any bandwidth, the statistic is NaN anyway
 
 
+@half_in_float32("mmd_test", native=triton_pairwise)
 def mmd_test(x, y, *, kernel="rbf", bandwidth="median", permutations=1000, seed=None, backend=None, precision="ieee"):
     """Permutation two-sample test of H0: P = Q with the biased MMD^2 statistic.
 

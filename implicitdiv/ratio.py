@@ -20,6 +20,7 @@ import math
 import torch
 
 from . import _validate as check
+from ._half import half_in_float32
 from .backend import resolve
 from .ops import ratio as ops
 from .reference import ratio as ref
@@ -41,6 +42,7 @@ def _finite_rule(out, reduction: str, *inputs):
     return check.nan_unless_finite(out, *inputs)
 
 
+@half_in_float32("discriminator_loss")
 def discriminator_loss(real, fake, *, kind="gan", reduction="mean", backend=None):
     """Discriminator loss on logits of real and fake samples; per-sample terms (t_real, t_fake):
 
@@ -66,6 +68,7 @@ def discriminator_loss(real, fake, *, kind="gan", reduction="mean", backend=None
     return _finite_rule(out, reduction, real, fake)
 
 
+@half_in_float32("generator_loss")
 def generator_loss(fake, *, kind="gan", saturating=False, reduction="mean", backend=None):
     """Generator loss on the discriminator's logits of fake samples, per sample:
 
@@ -83,6 +86,7 @@ def generator_loss(fake, *, kind="gan", saturating=False, reduction="mean", back
     return _finite_rule(ref.generator_loss(fake, kind, bool(saturating), reduction), reduction, fake)
 
 
+@half_in_float32("adversarial_losses")
 def adversarial_losses(real, fake, *, kind="gan", saturating=False, backend=None):
     """(discriminator_loss, generator_loss) with mean reduction, from one read of the fake logits."""
     check.choice(kind, "kind", KINDS)
@@ -98,6 +102,7 @@ def adversarial_losses(real, fake, *, kind="gan", saturating=False, backend=None
     return torch.where(check.all_finite(real) & fake_ok, d, nan), torch.where(fake_ok, g, nan)
 
 
+@half_in_float32("fdiv_estimate")
 def fdiv_estimate(real, fake, *, divergence="kl", backend=None):
     """Variational lower bound on D_f(P || Q) from critic logits on samples of P (real) and Q (fake):
 
@@ -129,6 +134,7 @@ def log_density_ratio(logits, n_numer=None, n_denom=None):
     return ref.log_density_ratio(logits, n_numer, n_denom)
 
 
+@half_in_float32("ratio_matching_loss")
 def ratio_matching_loss(r_p, r_q, *, backend=None):
     """Least-squares density-ratio matching (uLSIF; Kanamori et al., 2009):
 
