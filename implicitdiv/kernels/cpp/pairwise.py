@@ -167,11 +167,13 @@ def mixture_logpdf_forward(z, means, logvars):
     z, means, logvars = prepare(z), prepare(means), prepare(logvars)
     dtype = z.dtype
     _, _, _, z_feat, comp_feat, comp_term = _mixture_features(z, means, logvars)
+    # the NaN rule for the components: a NaN or +-inf mean or log-variance makes its term non-finite
+    components_finite = bool(torch.isfinite(comp_term).all())
     z_feat, comp_feat, comp_term = (t.to(dtype).contiguous() for t in (z_feat, comp_feat, comp_term))
     out = torch.empty(z.shape[0], dtype=torch.float64)
     _C.pairwise_mixture_forward(dtype == torch.float64, z.shape[0], means.shape[0], z_feat.shape[1],
                                 z_feat.data_ptr(), comp_feat.data_ptr(), comp_term.data_ptr(), out.data_ptr(), _threads())
-    return out.to(dtype)
+    return (out if components_finite else out.fill_(float("nan"))).to(dtype)
 
 
 def mixture_logpdf_backward(g, z, means, logvars, out, needs):

@@ -282,7 +282,8 @@ def mmd2_backward(g, x, y, kernel, bandwidths, unbiased, needs, precision="ieee"
     pl = plan(z, z, kernel, bandwidths, precision, sym=True, exclude=bool(unbiased))
     gz = 2.0 * row_grads(z, z, (w * g.reshape(-1, 1, 1).to(w.dtype)).contiguous(), w, pl)
     n = x.shape[1]
-    return (gz[:, :n].to(x.dtype) if needs[0] else None), (gz[:, n:].to(y.dtype) if needs[1] else None)
+    # copies, not views of gz: a custom op's outputs must not alias each other (torch.library.opcheck)
+    return (gz[:, :n].to(x.dtype, copy=True) if needs[0] else None), (gz[:, n:].to(y.dtype, copy=True) if needs[1] else None)
 
 
 @dataclass(frozen=True)
@@ -320,7 +321,9 @@ def mixture_logpdf_forward(z, means, logvars, precision="ieee"):
     """out_i = log (1/M) sum_j N(z_i; m_j, diag exp(lv_j)) = lse_i - log M: (N,)."""
     _check(precision, z, means, logvars)
     mp = mixture_plan(z, means, logvars, precision)
-    return (mixture_lse(mp) - math.log(means.shape[0])).to(z.dtype)
+    # the NaN rule for the components: a NaN or +-inf mean or log-variance makes its cst non-finite
+    out = torch.where(torch.isfinite(mp.cst).all(), mixture_lse(mp) - math.log(means.shape[0]), float("nan"))
+    return out.to(z.dtype)
 
 
 def mixture_logpdf_backward(g, z, means, logvars, out, needs, precision="ieee"):
