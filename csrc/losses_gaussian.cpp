@@ -24,10 +24,11 @@ struct Nll {
   static T eval(const T (&x)[4], T ds, T (&o)[3]) {
     const T diff = x[0] - x[1];
     const T q = diff * lossmath::exp(-x[2]);
+    const T half_diff = T(0.5) * diff;  // halved before the product: diff * q may overflow where the term does not
     o[0] = ds * q;
     o[1] = -(ds * q);
-    o[2] = ds * T(0.5) * (T(1) - diff * q);
-    return T(0.5) * (diff * q + x[2] + kLog2Pi<T>);
+    o[2] = ds * (T(0.5) - half_diff * q);
+    return half_diff * q + T(0.5) * (x[2] + kLog2Pi<T>);
   }
 };
 
@@ -53,10 +54,11 @@ struct KlGaussians {
     const T diff = x[0] - x[2];
     const T q = diff * lossmath::exp(-x[3]);
     const T e = lossmath::expm1(x[1] - x[3]);
+    const T half_sq = T(0.5) * diff * q;  // halved before the product, as in Nll
     o[0] = ds * q;
     o[1] = ds * T(0.5) * e;
-    o[2] = ds * T(-0.5) * (e + diff * q);
-    return T(0.5) * ((x[3] - x[1]) + e + diff * q);
+    o[2] = -ds * (T(0.5) * e + half_sq);
+    return T(0.5) * ((x[3] - x[1]) + e) + half_sq;
   }
 };
 
