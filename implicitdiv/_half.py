@@ -9,6 +9,7 @@ input dtype too.
 from __future__ import annotations
 
 import functools
+import inspect
 
 import torch
 
@@ -21,11 +22,18 @@ def _tensors(args, kwargs):
     return [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor) and a.is_floating_point()]
 
 
-def _cast(value, dtype):
+def _cast(value, dtype, memo=None):
+    """value with its floating tensors in dtype; one tensor passed twice (kernel_sum(x, x)) stays one."""
     if isinstance(value, torch.Tensor):
-        return value.to(dtype) if value.is_floating_point() else value
+        if not value.is_floating_point():
+            return value
+        if memo is None:
+            return value.to(dtype)
+        if id(value) not in memo:
+            memo[id(value)] = value.to(dtype)
+        return memo[id(value)]
     if isinstance(value, tuple):
-        return tuple(_cast(v, dtype) for v in value)
+        return tuple(_cast(v, dtype, memo) for v in value)
     return value
 
 
@@ -35,9 +43,11 @@ def half_in_float32(function: str, native=None):
     native(resolved backend, keyword arguments) says the backend takes them as they are."""
 
     def wrap(fn):
+        first_name = next(iter(inspect.signature(fn).parameters))
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            first = args[0] if args else None
+            first = args[0] if args else kwargs.get(first_name)
             if not isinstance(first, torch.Tensor) or first.dtype not in HALF:
                 return fn(*args, **kwargs)
             dtype = first.dtype
@@ -45,13 +55,9 @@ def half_in_float32(function: str, native=None):
                 return fn(*args, **kwargs)
             if native is not None and native(resolve(kwargs.get("backend"), function, first.device), kwargs):
                 return fn(*args, **kwargs)
-            up = [_cast(a, torch.float32) for a in args]
-            up_kw = {k: (v if k == "bandwidth" else _cast(v, torch.float32)) for k, v in kwargs.items()}
-            if len(args) > 1 and args[1] is args[0]:  # keep x and y one tensor (the symmetric kernel sum)
-                up[1] = up[0]
-            for k in ("x_weights", "y_weights"):
-                if k == "y_weights" and kwargs.get(k) is not None and kwargs.get(k) is kwargs.get("x_weights"):
-                    up_kw[k] = up_kw["x_weights"]
+            memo: dict = {}
+            up = [_cast(a, torch.float32, memo) for a in args]
+            up_kw = {k: (v if k == "bandwidth" else _cast(v, torch.float32, memo)) for k, v in kwargs.items()}
             return _cast(fn(*up, **up_kw), dtype)
 
         return wrapper
