@@ -57,7 +57,7 @@ def gaussian_nll(z, mean, logvar, *, reduction="mean", backend=None):
     name = resolve(backend, "gaussian_nll", z.device)
     if name != "reference":
         return ops.gaussian_nll(z, mean, logvar, reduction, backend=name)
-    return _finite_rule(_reduce(ref.gaussian_nll(z, mean, logvar), reduction), reduction, z, mean, logvar)
+    return _finite_rule(_reduce(ref.gaussian_nll(z, mean, logvar), reduction), reduction, z, mean, logvar).to(z.dtype)
 
 
 @half_in_float32("kl_std_normal")
@@ -82,7 +82,7 @@ def kl_gaussians(mean_q, logvar_q, mean_p, logvar_p, *, reduction="mean", backen
     name = resolve(backend, "kl_gaussians", mq.device)
     if name != "reference":
         return ops.kl_gaussians(mq, lq, mp, lp, reduction, backend=name)
-    return _finite_rule(_reduce(ref.kl_gaussians(mq, lq, mp, lp), reduction), reduction, mq, lq, mp, lp)
+    return _finite_rule(_reduce(ref.kl_gaussians(mq, lq, mp, lp), reduction), reduction, mq, lq, mp, lp).to(mq.dtype)
 
 
 @half_in_float32("reparameterize")

@@ -24,6 +24,13 @@ class _Expm1MinusIdentity(torch.autograd.Function):
         return g * expm1(t)
 
 
+def _product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a * b in float64 for narrower inputs: (diff / 2) (diff e^-lv) overflows float32 where a row's
+    share of a mean does not, so gaussian_nll and kl_gaussians return float64 rows for float32 inputs
+    (their callers reduce, then round to the inputs' dtype)."""
+    return a.double() * b.double() if a.dtype != torch.float64 else a * b
+
+
 def expm1_minus_identity(t: torch.Tensor) -> torch.Tensor:
     """e^t - 1 - t, with an accurate derivative e^t - 1."""
     return _Expm1MinusIdentity.apply(t)
@@ -34,8 +41,7 @@ LOG_2PI = math.log(2.0 * math.pi)
 def gaussian_nll(z, mean, logvar) -> torch.Tensor:
     """-log N(z; m, diag exp(lv)) = 1/2 sum_k [(z - m)^2 exp(-lv) + lv + log 2 pi], per row."""
     diff = z - mean
-    # (diff / 2) (diff e^-lv), not diff^2 e^-lv / 2: the product may overflow where the term does not
-    return (0.5 * diff * (diff * torch.exp(-logvar)) + 0.5 * (logvar + LOG_2PI)).sum(-1)
+    return (_product(0.5 * diff, diff * torch.exp(-logvar)) + 0.5 * (logvar + LOG_2PI)).sum(-1)
 
 
 def kl_std_normal(mean, logvar) -> torch.Tensor:
@@ -51,7 +57,7 @@ def kl_gaussians(mean_q, logvar_q, mean_p, logvar_p) -> torch.Tensor:
     the value or in the gradient (which then meets only the exact 0 of e^t - 1 at t)."""
     diff = mean_q - mean_p
     t = logvar_q - logvar_p
-    return (0.5 * expm1_minus_identity(t) + 0.5 * diff * (diff * torch.exp(-logvar_p))).sum(-1)
+    return (0.5 * expm1_minus_identity(t) + _product(0.5 * diff, diff * torch.exp(-logvar_p))).sum(-1)
 
 
 def reparameterize(mean, logvar, eps):
