@@ -4,7 +4,7 @@ and the gradients of <outputs, u> for a random upstream u, in float32 "ieee" and
 float16 where the op takes them, and float64; sizes on either side of the device's own tiles (read
 from blocks(), so they follow the tiles the launchers pick), N = 1 included.
 
-Pass/fail is the test harness's (tests/equivalence.py: assert_close with the dtype's tolerance,
+Pass/fail is the test harness's (implicitdiv.testing: assert_close with the dtype's tolerance,
 errors measured against the size of the terms for sums that cancel); tf32 is held to the bfloat16
 tolerance. Each comparison also records the normwise relative error |fast - ref| / |ref| and the
 worst error over its bound (<= 1 passes). Outputs of the fast call are poisoned (torch.empty fills
@@ -379,7 +379,7 @@ def run(ctx, build) -> SectionResult:
     if missing:
         summary.append({"what": "not covered", "result": ", ".join(missing),
                         "note": "Triton-backed functions that no correctness case calls"})
-    notes = [f"tolerances: tests/equivalence.py TOLERANCES; tf32 held to the bfloat16 one; err/bound <= 1 passes",
+    notes = [f"tolerances: implicitdiv.testing TOLERANCES; tf32 held to the bfloat16 one; err/bound <= 1 passes",
              "rel = |fast - ref| / |ref| over the finite entries (outputs; gradients of <out, u>)"]
     return SectionResult(rows=rows, summary=summary, notes=notes)
 

@@ -14,10 +14,39 @@ import torch
 from benchmarks.bench_losses import _gaussian_variants, _ratio_variants, _step  # noqa: F401
 from benchmarks.bench_pairwise import _keops_mmd2, _naive_mmd2, _one_pass, engine_work, estimated_gib  # noqa: F401
 from benchmarks.bench_pairwise import floor_seconds  # noqa: F401
+from implicitdiv.reference import ratio as ref_ratio
 # the harness's comparison and its one table of tolerances
-from tests.equivalence import TOLERANCES, assert_close  # noqa: F401
-# the error scale of a ratio loss: the reduction of |terms| (a mean of +-1e4 logits cancels)
-from tests.test_ratio_fused import _sum_scales as ratio_loss_scales  # noqa: F401
+from implicitdiv.testing import TOLERANCES, assert_close  # noqa: F401
+
+
+
+def ratio_loss_scales(function, tensors, kwargs) -> dict:
+    """Error scale of each reduced output of a ratio loss: the reduction of |terms| (a mean of +-1e4
+    logits cancels to a small value), finite terms only."""
+    t = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in tensors.items()}
+
+    def size(x, mean=True):
+        x = x.abs()[torch.isfinite(x)]
+        return float(x.mean() if mean else x.sum()) if x.numel() else 0.0
+
+    mean = kwargs.get("reduction", "mean") == "mean"
+    if kwargs.get("reduction") == "none":
+        return {}
+    if function == "ratio_matching_loss":
+        return {"out0": size(t["r_p"]) + size(0.5 * t["r_q"] ** 2)}
+    if function == "fdiv_estimate":
+        d = kwargs["divergence"]
+        return {"out0": size(ref_ratio.activation(t["real"], d)) + size(ref_ratio.conjugate_of_activation(t["fake"], d))}
+    kind = kwargs["kind"]
+    scales = {}
+    if function in ("discriminator_loss", "adversarial_losses"):
+        tr, tf = ref_ratio.discriminator_terms(t["real"], t["fake"], kind)
+        scales["out0"] = size(tr, mean) + size(tf, mean)
+    if function in ("generator_loss", "adversarial_losses"):
+        g = size(ref_ratio.generator_terms(t["fake"], kind, kwargs["saturating"]), mean)
+        scales["out1" if function == "adversarial_losses" else "out0"] = g
+    return scales
+
 
 TRITON_PAIRWISE = "implicitdiv.kernels.triton.pairwise"  # has blocks(launch, device, d, p, dtype) -> Blocks
 TRITON_RATIO = "implicitdiv.kernels.triton.ratio"  # has BLOCK and FINAL_BLOCK, the loss kernels' block sizes

@@ -68,7 +68,7 @@ struct RatioLossPlan {
       std::vector<double> sums(terms.size(), 0.0);
       ratio_terms(ptr<const T>(addresses[i]), lengths[i], terms, threads, sums.data());
       for (size_t t = 0; t < which.size(); ++t)
-        if (!values[which[t]]) totals[out_of[which[t]]] += scales[which[t]] * sums[t];
+        if (!values[which[t]]) totals[out_of[which[t]]] += sums[t];
     }
     for (int o = 0; o < n_out; ++o) *ptr<T>(outs[o]) = static_cast<T>(totals[o]);
   }

@@ -1,6 +1,8 @@
 #include "losses_gaussian.h"
 
+#include <cmath>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "losses_driver.h"
@@ -24,10 +26,11 @@ struct Nll {
   static T eval(const T (&x)[4], T ds, T (&o)[3]) {
     const T diff = x[0] - x[1];
     const T q = diff * lossmath::exp(-x[2]);
+    const T half_diff = T(0.5) * diff;  // halved before the product: diff * q may overflow where the term does not
     o[0] = ds * q;
     o[1] = -(ds * q);
-    o[2] = ds * T(0.5) * (T(1) - diff * q);
-    return T(0.5) * (diff * q + x[2] + kLog2Pi<T>);
+    o[2] = ds * T(0.5) - (ds * half_diff) * q;  // ds (1/rows for a mean) first: its share may be finite
+    return half_diff * q + T(0.5) * (x[2] + kLog2Pi<T>);
   }
 };
 
@@ -55,8 +58,8 @@ struct KlGaussians {
     const T e = lossmath::expm1(x[1] - x[3]);
     o[0] = ds * q;
     o[1] = ds * T(0.5) * e;
-    o[2] = ds * T(-0.5) * (e + diff * q);
-    return T(0.5) * ((x[3] - x[1]) + e + diff * q);
+    o[2] = -(o[1] + (ds * T(0.5) * diff) * q);  // ds first, as in Nll
+    return T(0.5) * ((x[3] - x[1]) + e) + (T(0.5) * diff) * q;  // halved before the product, as in Nll
   }
 };
 
@@ -77,6 +80,18 @@ struct Reparam {
 // Each kind's term per element; with kNanRule (the losses) NaN where any of its inputs is NaN or
 // +-inf, so the row sums and the total are NaN there (the public functions' rule: never the +inf
 // or finite limit the formula reaches).
+// The terms of a block in double: a float term can overflow where its share of a mean does not.
+template <typename K, typename T>
+double wide_block(const T* const (&in)[K::kIn], int64_t len) {
+  double sum = 0;
+  for (int64_t j = 0; j < len; ++j) {
+    double x[4] = {}, o[3];
+    for (int q = 0; q < K::kIn; ++q) x[q] = static_cast<double>(in[q][j]);
+    sum += K::eval(x, 0.0, o);
+  }
+  return sum;
+}
+
 template <typename K, typename T>
 double run(const GaussianCall<T>& call, int threads) {
   const int64_t rows = call.rows, d = call.d;
@@ -107,7 +122,10 @@ double run(const GaussianCall<T>& call, int threads) {
             for (int q = 0; q < K::kIn; ++q) values[j] += lossmath::nan_unless_finite(x[q]);
           for (int q = 0; q < K::kOut; ++q) out[q][j] = o[q];
         }
-        row_sum += sum_block(values, len);
+        double block_sum = sum_block(values, len);
+        if constexpr (std::is_same_v<T, float>)
+          if (std::isinf(block_sum)) block_sum = wide_block<K>(in, len);
+        row_sum += block_sum;
       }
       if (call.row_values != nullptr) call.row_values[r] = T(row_sum);
       chunk_sum += row_sum;

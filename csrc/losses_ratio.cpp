@@ -1,7 +1,9 @@
 #include "losses_ratio.h"
 
 #include <array>
+#include <cmath>
 #include <stdexcept>
+#include <type_traits>
 
 #include "losses_driver.h"
 #include "losses_maps.h"
@@ -24,6 +26,10 @@ struct BlockTerm {
   T* der;
 };
 
+template <Map M>
+inline constexpr bool is_exponential =
+    M == Map::kExpNeg || M == Map::kExpm1Neg || M == Map::kExpShift || M == Map::kExpm1;
+
 template <Map M, bool kDer, typename T>
 void map_block(const T* __restrict x, int64_t n, T offset, T vscale, T dscale, T* __restrict val, T* __restrict der) {
   for (int64_t i = 0; i < n; ++i) {
@@ -31,6 +37,20 @@ void map_block(const T* __restrict x, int64_t n, T offset, T vscale, T dscale, T
     const T f = apply_map<M>(x[i], d);
     val[i] = vscale * (f + offset) + lossmath::nan_unless_finite(x[i]);
     if constexpr (kDer) der[i] = dscale * d;
+  }
+  if constexpr (is_exponential<M> && std::is_same_v<T, float>) {
+    // e^a overflows float from a = 88.7 on where the term, scaled by 1/n for a mean, may not: the
+    // (rare) elements that came out infinite from a finite logit are recomputed in double
+    bool over = false;
+    for (int64_t i = 0; i < n; ++i) over |= std::isinf(val[i]);
+    if (!over) return;
+    for (int64_t i = 0; i < n; ++i) {
+      if (!std::isinf(val[i]) || !std::isfinite(x[i])) continue;
+      double d;
+      const double f = apply_map<M>(static_cast<double>(x[i]), d);
+      val[i] = static_cast<float>(static_cast<double>(vscale) * (f + static_cast<double>(offset)));
+      if constexpr (kDer) der[i] = static_cast<float>(static_cast<double>(dscale) * d);
+    }
   }
 }
 
@@ -128,7 +148,7 @@ void ratio_terms(const T* x, int64_t n, const std::vector<RatioTerm<T>>& terms, 
       const int64_t len = std::min(kBlock, chunk_end - b);
       const auto block_term = [&](int j, T* own_scratch) {
         const RatioTerm<T>& t = terms[j];
-        return BlockTerm<T>{T(t.offset), t.values != nullptr ? T(t.value_scale) : T(1), T(t.deriv_scale),
+        return BlockTerm<T>{T(t.offset), T(t.value_scale), T(t.deriv_scale),
                             t.values != nullptr ? t.values + b : own_scratch,
                             t.derivs != nullptr ? t.derivs + b : nullptr};
       };

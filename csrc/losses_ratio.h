@@ -11,13 +11,15 @@ template <typename T>
 struct RatioTerm {
   int map;             // a Map
   double offset;       // added to f(v) before scaling
-  double value_scale;  // applied to written values (reduced sums are returned unscaled)
+  double value_scale;  // applied to each value, written or summed
   double deriv_scale;  // applied to written derivatives
   T* values;           // n values, or nullptr: only the sum is wanted
   T* derivs;           // n derivatives, or nullptr: none wanted
 };
 
-// sums[k] = sum_i (f_k(x_i) + offset_k) in double, for the terms that write no values.
+// sums[k] = sum_i value_scale_k (f_k(x_i) + offset_k) in double, for the terms that write no values
+// (each value scaled before it is summed: with the 1/n of a mean, an exponential that overflows T can
+// still give a finite term, which map_block then recomputes in double).
 template <typename T>
 void ratio_terms(const T* x, int64_t n, const std::vector<RatioTerm<T>>& terms, int threads, double* sums);
 

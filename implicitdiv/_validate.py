@@ -66,10 +66,14 @@ def reduction(value) -> str:
 
 
 def bandwidths(bandwidth, name: str = "bandwidth") -> tuple[float, ...]:
-    """A positive float, a sequence of them (a mixture: the sum of the kernels), or a 0/1-dim tensor."""
+    """A positive float, a sequence of them (a mixture: the sum of the kernels), or a 0/1-dim tensor.
+    A tensor that requires grad (in grad mode) is refused: the functions that differentiate with
+    respect to a bandwidth (kernel_sum, mmd2: implicitdiv._bandwidth) pass its values here, and the
+    others must not drop its gradient silently."""
     if isinstance(bandwidth, torch.Tensor):
         if bandwidth.dim() > 1:
             raise ValueError(f"{name} must be a scalar or a 1-dim sequence, got shape {tuple(bandwidth.shape)}")
+        _not_learned(bandwidth, name)
         values = [float(v) for v in bandwidth.detach().reshape(-1).tolist()]
     elif isinstance(bandwidth, (int, float)) and not isinstance(bandwidth, bool):
         values = [float(bandwidth)]
@@ -77,6 +81,7 @@ def bandwidths(bandwidth, name: str = "bandwidth") -> tuple[float, ...]:
         values = []
         for v in bandwidth:
             if isinstance(v, torch.Tensor):
+                _not_learned(v, name)
                 v = v.item()
             if not isinstance(v, (int, float)) or isinstance(v, bool):
                 raise TypeError(f"{name} entries must be numbers, got {type(v).__name__}")
@@ -120,6 +125,12 @@ def kernel_parameters(kernel: str, bandwidth, d: int, degree=3, gamma=None, coef
     degree = positive_int(degree, "degree")
     gamma = 1.0 / d if gamma is None else finite_number(gamma, "gamma", positive=True)
     return (gamma, finite_number(coef0, "coef0"), float(degree))
+
+
+def _not_learned(t: torch.Tensor, name: str) -> None:
+    if t.requires_grad and torch.is_grad_enabled():
+        raise ValueError(f"{name} requires grad, but this function does not differentiate with respect to it "
+                         f"(kernel_sum and mmd2 do); pass {name}.detach() to use its value")
 
 
 def positive_int(value, name: str, minimum: int = 1) -> int:

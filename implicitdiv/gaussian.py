@@ -5,6 +5,7 @@ import torch
 from torch import Tensor
 
 from . import _validate as check
+from ._half import half_in_float32
 from .backend import resolve
 from .ops import gaussian as ops
 from .ops import pairwise as pairwise_ops
@@ -44,6 +45,7 @@ def _finite_rule(out: torch.Tensor, reduction: str, *inputs: torch.Tensor) -> to
     return check.nan_unless_finite(out, *inputs)
 
 
+@half_in_float32("gaussian_nll")
 def gaussian_nll(z: Tensor, mean: Tensor, logvar: Tensor, *, reduction: str = "mean", backend: str | None = None) -> Tensor:
     """Negative log-likelihood of z under N(mean, diag exp(logvar)), summed over the last dim:
 
@@ -56,9 +58,10 @@ def gaussian_nll(z: Tensor, mean: Tensor, logvar: Tensor, *, reduction: str = "m
     name = resolve(backend, "gaussian_nll", z.device)
     if name != "reference":
         return ops.gaussian_nll(z, mean, logvar, reduction, backend=name)
-    return _finite_rule(_reduce(ref.gaussian_nll(z, mean, logvar), reduction), reduction, z, mean, logvar)
+    return _finite_rule(_reduce(ref.gaussian_nll(z, mean, logvar), reduction), reduction, z, mean, logvar).to(z.dtype)
 
 
+@half_in_float32("kl_std_normal")
 def kl_std_normal(mean: Tensor, logvar: Tensor, *, reduction: str = "mean", backend: str | None = None) -> Tensor:
     """KL(N(mean, diag exp(logvar)) || N(0, I)) = 1/2 sum_k [exp(lv_k) + m_k^2 - 1 - lv_k], summed
     over the last dim, then reduced."""
@@ -70,6 +73,7 @@ def kl_std_normal(mean: Tensor, logvar: Tensor, *, reduction: str = "mean", back
     return _finite_rule(_reduce(ref.kl_std_normal(mean, logvar), reduction), reduction, mean, logvar)
 
 
+@half_in_float32("kl_gaussians")
 def kl_gaussians(mean_q: Tensor, logvar_q: Tensor, mean_p: Tensor, logvar_p: Tensor, *, reduction: str = "mean",
                  backend: str | None = None) -> Tensor:
     """KL(q || p) between diagonal Gaussians, summed over the last dim, then reduced:
@@ -80,9 +84,10 @@ def kl_gaussians(mean_q: Tensor, logvar_q: Tensor, mean_p: Tensor, logvar_p: Ten
     name = resolve(backend, "kl_gaussians", mq.device)
     if name != "reference":
         return ops.kl_gaussians(mq, lq, mp, lp, reduction, backend=name)
-    return _finite_rule(_reduce(ref.kl_gaussians(mq, lq, mp, lp), reduction), reduction, mq, lq, mp, lp)
+    return _finite_rule(_reduce(ref.kl_gaussians(mq, lq, mp, lp), reduction), reduction, mq, lq, mp, lp).to(mq.dtype)
 
 
+@half_in_float32("reparameterize")
 def reparameterize(mean: Tensor, logvar: Tensor, eps: Tensor | None = None, *,
                    backend: str | None = None) -> tuple[Tensor, Tensor]:
     """Reparameterized sample and its log-density:
@@ -103,6 +108,7 @@ def reparameterize(mean: Tensor, logvar: Tensor, eps: Tensor | None = None, *,
     return ref.reparameterize(mean, logvar, eps)
 
 
+@half_in_float32("gaussian_mixture_logpdf")
 def gaussian_mixture_logpdf(z: Tensor, means: Tensor, logvars: Tensor, *, backend: str | None = None) -> Tensor:
     """Log-density of each z_i under the equal-weight mixture of diagonal Gaussians:
 

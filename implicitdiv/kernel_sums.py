@@ -6,8 +6,10 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from . import _bandwidth
 from . import _validate as check
 from ._types import Bandwidth
+from ._half import half_in_float32, triton_pairwise
 from .backend import resolve
 from .ops import pairwise as ops
 from .reference.kernels import KERNELS
@@ -61,6 +63,7 @@ def canonical(x, y, x_weights, y_weights, allow_empty: bool = False) -> Canonica
     return Canonical(xb, yb, a, b, a.shape[-1] if a_cols else 0, b.shape[-1] if b_cols else 0, shape)
 
 
+@half_in_float32("kernel_sum", native=triton_pairwise)
 def kernel_sum(x: Tensor, y: Tensor, *, kernel: str = "rbf", bandwidth: Bandwidth = 1.0, x_weights: Tensor | None = None,
                y_weights: Tensor | None = None, backend: str | None = None, precision: str = "ieee", degree: int = 3,
                gamma: float | None = None, coef0: float = 1.0) -> Tensor:
@@ -73,6 +76,8 @@ def kernel_sum(x: Tensor, y: Tensor, *, kernel: str = "rbf", bandwidth: Bandwidt
             "polynomial" (gamma x.y + coef0)^degree (the kernel of KID).
         bandwidth: sigma > 0, or a sequence of them: the sum of the kernels over the sequence
             (checked but ignored by "energy", "linear" and "polynomial", which have no bandwidth).
+            A tensor that requires grad gets its gradient (implicitdiv._bandwidth; one pass per
+            bandwidth; kernels with a bandwidth only).
         degree, gamma, coef0: the polynomial kernel's: an integer degree >= 1 (default 3), gamma > 0
             (default None: 1/d) and a finite coef0 (default 1), sklearn's and KID's defaults;
             ignored by the other kernels.
@@ -85,9 +90,16 @@ def kernel_sum(x: Tensor, y: Tensor, *, kernel: str = "rbf", bandwidth: Bandwidt
 
     Returns:
         A scalar, (P,) with weight columns, and a leading (B,) with batched samples; NaN when
-        any input holds a NaN or an Inf.
+        any input holds a NaN or an Inf. float16/bfloat16 inputs are computed in float32 (except by
+        the Triton kernels, which take them) and returned in their dtype.
     """
     check.choice(kernel, "kernel", KERNELS)
+    sigma = _bandwidth.learned(bandwidth)
+    if sigma is not None and kernel in _bandwidth.SCALE_POWER:
+        return _learned_bandwidths(x, y, sigma, kernel=kernel, x_weights=x_weights, y_weights=y_weights,
+                                   backend=backend, precision=precision)
+    if sigma is not None:  # no scale: the sum does not depend on the bandwidth
+        bandwidth = sigma.detach()
     check.choice(precision, "precision", ops.PRECISIONS)
     c = canonical(x, y, x_weights, y_weights)
     bandwidths = check.kernel_parameters(kernel, bandwidth, x.shape[-1], degree, gamma, coef0)
@@ -99,3 +111,18 @@ def kernel_sum(x: Tensor, y: Tensor, *, kernel: str = "rbf", bandwidth: Bandwidt
     if name == "reference":  # the fused ops apply the NaN rule in their own pass over the points
         out = check.nan_unless_finite(out, c.x, c.y, c.a, c.b, batched=True)
     return c.shape_result(out)
+
+
+def _learned_bandwidths(x, y, sigma, **kw):
+    """kernel_sum with bandwidths sigma (1-dim, requiring grad): a pass per bandwidth over the points
+    rescaled so that the bandwidth's gradient comes from theirs (implicitdiv._bandwidth)."""
+    values = check.bandwidths(sigma.detach())
+    check.matching_samples(x, y)
+    c = _bandwidth.center(x) if y is x else _bandwidth.center(x, y)
+    total = None
+    for k, value in enumerate(values):
+        xs = _bandwidth.rescaled(x, c, sigma[k], kw["kernel"])
+        ys = xs if y is x else _bandwidth.rescaled(y, c, sigma[k], kw["kernel"])
+        out = kernel_sum(xs, ys, bandwidth=value, **kw)
+        total = out if total is None else total + out
+    return total

@@ -4,8 +4,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from . import _bandwidth
 from . import _validate as check
 from ._types import Bandwidth
+from ._half import half_in_float32, triton_pairwise
 from .backend import resolve
 from .ops import pairwise as ops
 from .reference import pairwise as ref
@@ -15,6 +17,7 @@ from .statistics import permutation_test
 ESTIMATORS = ("biased", "unbiased", "linear")
 
 
+@half_in_float32("mmd2", native=triton_pairwise)
 def mmd2(x: Tensor, y: Tensor, *, kernel: str = "rbf", bandwidth: Bandwidth = 1.0, estimator: str = "biased",
          backend: str | None = None, precision: str = "ieee", degree: int = 3, gamma: float | None = None,
          coef0: float = 1.0) -> Tensor:
@@ -29,10 +32,23 @@ def mmd2(x: Tensor, y: Tensor, *, kernel: str = "rbf", bandwidth: Bandwidth = 1.
     x: (N, d) or (B, N, d); y: (M, d) or (B, M, d). Kernels, bandwidths, the polynomial kernel's
     degree, gamma and coef0, and precision as in kernel_sum.
     Returns a scalar, or (B,) for batched samples; NaN when the data hold a NaN or an Inf. The fused
-    backends never build the N x M matrix.
+    backends never build the N x M matrix. A bandwidth tensor that requires grad gets its gradient
+    (implicitdiv._bandwidth); float16/bfloat16 inputs as in kernel_sum.
     """
     check.choice(kernel, "kernel", KERNELS)
     check.choice(estimator, "estimator", ESTIMATORS)
+    sigma = _bandwidth.learned(bandwidth)
+    if sigma is not None and kernel in _bandwidth.SCALE_POWER:
+        check.matching_samples(x, y)
+        c = _bandwidth.center(x, y)
+        total = None
+        for k, value in enumerate(check.bandwidths(sigma.detach())):
+            out = mmd2(_bandwidth.rescaled(x, c, sigma[k], kernel), _bandwidth.rescaled(y, c, sigma[k], kernel),
+                       kernel=kernel, bandwidth=value, estimator=estimator, backend=backend, precision=precision)
+            total = out if total is None else total + out
+        return total
+    if sigma is not None:  # no scale: MMD^2 does not depend on the bandwidth
+        bandwidth = sigma.detach()
     check.choice(precision, "precision", ops.PRECISIONS)
     check.matching_samples(x, y)
     bandwidths = check.kernel_parameters(kernel, bandwidth, x.shape[-1], degree, gamma, coef0)
@@ -71,6 +87,7 @@ def median_as_bandwidths(median) -> tuple[float, ...]:
     return (bw if bw > 0 else 1.0,)  # NaN data: any bandwidth, the statistic is NaN anyway
 
 
+@half_in_float32("mmd_test", native=triton_pairwise)
 def mmd_test(x: Tensor, y: Tensor, *, kernel: str = "rbf", bandwidth: Bandwidth | str = "median", permutations: int = 1000,
              seed: int | None = None, backend: str | None = None, precision: str = "ieee", degree: int = 3,
              gamma: float | None = None, coef0: float = 1.0) -> tuple[Tensor, Tensor]:

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from . import _validate as check
+from ._half import half_in_float32
 from .backend import resolve
 from .ops import ratio as ops
 from .reference import ratio as ref
@@ -52,6 +53,7 @@ def discriminator_loss(real: Tensor, fake: Tensor, *, kind: str = ..., reduction
 @overload
 def discriminator_loss(real: Tensor, fake: Tensor, *, kind: str = ..., reduction: str = ...,
                        backend: str | None = ...) -> Tensor | tuple[Tensor, Tensor]: ...
+@half_in_float32("discriminator_loss")
 def discriminator_loss(real: Tensor, fake: Tensor, *, kind: str = "gan", reduction: str = "mean",
                        backend: str | None = None) -> Tensor | tuple[Tensor, Tensor]:
     """Discriminator loss on logits of real and fake samples; per-sample terms (t_real, t_fake):
@@ -78,6 +80,7 @@ def discriminator_loss(real: Tensor, fake: Tensor, *, kind: str = "gan", reducti
     return _finite_rule(out, reduction, real, fake)
 
 
+@half_in_float32("generator_loss")
 def generator_loss(fake: Tensor, *, kind: str = "gan", saturating: bool = False, reduction: str = "mean",
                    backend: str | None = None) -> Tensor:
     """Generator loss on the discriminator's logits of fake samples, per sample:
@@ -96,6 +99,7 @@ def generator_loss(fake: Tensor, *, kind: str = "gan", saturating: bool = False,
     return _finite_rule(ref.generator_loss(fake, kind, bool(saturating), reduction), reduction, fake)
 
 
+@half_in_float32("adversarial_losses")
 def adversarial_losses(real: Tensor, fake: Tensor, *, kind: str = "gan", saturating: bool = False,
                        backend: str | None = None) -> tuple[Tensor, Tensor]:
     """(discriminator_loss, generator_loss) with mean reduction, from one read of the fake logits."""
@@ -112,6 +116,7 @@ def adversarial_losses(real: Tensor, fake: Tensor, *, kind: str = "gan", saturat
     return torch.where(check.all_finite(real) & fake_ok, d, nan), torch.where(fake_ok, g, nan)
 
 
+@half_in_float32("fdiv_estimate")
 def fdiv_estimate(real: Tensor, fake: Tensor, *, divergence: str = "kl", backend: str | None = None) -> Tensor:
     """Variational lower bound on D_f(P || Q) from critic logits on samples of P (real) and Q (fake):
 
@@ -143,6 +148,7 @@ def log_density_ratio(logits: Tensor, n_numer: float | None = None, n_denom: flo
     return ref.log_density_ratio(logits, n_numer, n_denom)
 
 
+@half_in_float32("ratio_matching_loss")
 def ratio_matching_loss(r_p: Tensor, r_q: Tensor, *, backend: str | None = None) -> Tensor:
     """Least-squares density-ratio matching (uLSIF; Kanamori et al., 2009):
 

@@ -9,7 +9,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import implicitdiv as idv
@@ -37,10 +37,11 @@ def _both(fn, backend, tensors, **kw):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("function", FUNCTIONS)
-@settings(max_examples=15)
 @given(data=st.data())
 def test_matches_reference(backend, function, data):
-    call = data.draw(gaussian_calls(function, max_rows=40, max_d=20))
+    """Shapes with broadcast priors, sizes across the kernels' programs and column blocks, every dtype
+    (float16/bfloat16 computed in float32); fused backward, then double backward."""
+    call = data.draw(gaussian_calls(function, backend=backend))
     for double in (False, True):
         call.run(check_equivalence, getattr(idv, function), backend, double_backward=double)
 
@@ -136,9 +137,10 @@ def test_broadcast_prior_is_read_in_place(backend, monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b.values[0] == "cpp"])
 def test_same_bits_for_any_thread_count(backend):
-    rows = 4001 if backend == "cpp" else 401  # the interpreter runs every program in Python
+    """Only where the kernels run on threads (the interpreter runs Triton programs in turn)."""
+    rows = 4001
     z, m, lv = torch.randn(3, rows, 37), torch.randn(3, rows, 37), torch.randn(rows, 37)
     before = torch.get_num_threads()
     try:

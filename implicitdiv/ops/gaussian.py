@@ -27,6 +27,7 @@ from ..kernels import load
 from ..reference import gaussian as ref
 from .library import fused_op
 from .in_place import scale_in_place
+from .overflow import overflowed, small_upstream
 from .reference_grads import reference_grads
 
 KIND = {"gaussian_nll": "nll", "kl_std_normal": "kl_std_normal", "kl_gaussians": "kl_gaussians",
@@ -63,8 +64,9 @@ def _fused_grads(function, xs, outs, needs, g, g_log_q, kernels):
 def _reference(function, reduction, xs):
     if function == "reparameterize":
         return ref.reparameterize(*xs)
-    per_row = getattr(ref, function)(*xs)
-    return per_row.mean() if reduction == "mean" else per_row.sum() if reduction == "sum" else per_row
+    per_row = getattr(ref, function)(*xs)  # float64 rows for float32 inputs where a product may overflow
+    out = per_row.mean() if reduction == "mean" else per_row.sum() if reduction == "sum" else per_row
+    return out.to(xs[0].dtype)
 
 
 def _rows(x: torch.Tensor) -> torch.Tensor:
@@ -145,7 +147,10 @@ class GaussianTermsFunction(torch.autograd.Function):
             outs = [None, *outs]
         else:
             g, g_log_q = (grads[0] if reduction != "none" else grads[0].unsqueeze(-1)), None
+        check = reduction != "none" and function != "reparameterize" and small_upstream(grads)
         found = _fused_grads(function, xs, outs, needs, g, g_log_q, load(backend, "gaussian"))
+        if check and overflowed(found):  # implicitdiv.ops.overflow
+            return (None,) * 3 + reference_grads(_reference, (function, reduction, xs), xs, needs, grads)
         return (None,) * 3 + tuple(f if n else None for f, n in zip(found, needs))
 
 

@@ -36,6 +36,7 @@ from .derivative_sharing import derivative_plan
 from .in_place import affine_in_place, cpu_eager
 from .library import fused_op
 from .ratio_terms import CONJUGATE, DISCRIMINATOR, NEG_ACTIVATION, Term, generator_term, term
+from .overflow import overflowed, small_upstream
 from .reference_grads import reference_grads
 
 # ---- the op ------------------------------------------------------------------------------------
@@ -118,6 +119,8 @@ class RatioLossFunction(torch.autograd.Function):
             xs = ctx.saved_tensors
             return (None,) + reference_grads(getattr(ref, function), (*xs, *args), xs, needs, grads)
         derivs, ctx.derivs = ctx.derivs, None
+        upstreams = grads
+        check = reduce and small_upstream(grads)
         if reduce and cpu_eager(grads):  # 0-dim CPU upstreams: the arithmetic below in Python floats
             grads = [float(g) for g in grads]
         scales: dict = {}  # carrier -> sum of g * k over its terms
@@ -138,6 +141,9 @@ class RatioLossFunction(torch.autograd.Function):
                 out[i] = affine_in_place(derivs[c], a, shifts[i], load(backend, "ratio"))
             else:
                 out[i] = out[i].add_(derivs[c], alpha=a) if isinstance(a, float) else out[i].addcmul_(derivs[c], a)
+        if check and overflowed(out):  # implicitdiv.ops.overflow
+            xs = ctx.saved_tensors
+            return (None,) + reference_grads(getattr(ref, function), (*xs, *args), xs, needs, upstreams)
         return (None,) + tuple(out)
 
 

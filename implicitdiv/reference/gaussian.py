@@ -7,19 +7,47 @@ import torch
 
 from .ratio import expm1
 
+
+class _Expm1MinusIdentity(torch.autograd.Function):
+    """e^t - 1 - t whose derivative is formed as expm1(t): autograd's own, (e^t - 1 + 1) - 1 through
+    torch.expm1's backward, loses all precision at small t (relative error u / |t|). The backward is
+    itself differentiable (double backward)."""
+
+    @staticmethod
+    def forward(ctx, t):
+        ctx.save_for_backward(t)
+        return expm1(t) - t
+
+    @staticmethod
+    def backward(ctx, g):
+        (t,) = ctx.saved_tensors
+        return g * expm1(t)
+
+
+def _product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a * b in float64 for narrower inputs: (diff / 2) (diff e^-lv) overflows float32 where a row's
+    share of a mean does not, so gaussian_nll and kl_gaussians return float64 rows for float32 inputs
+    (their callers reduce, then round to the inputs' dtype)."""
+    return a.double() * b.double() if a.dtype != torch.float64 else a * b
+
+
+def expm1_minus_identity(t: torch.Tensor) -> torch.Tensor:
+    """e^t - 1 - t, with an accurate derivative e^t - 1."""
+    return _Expm1MinusIdentity.apply(t)
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 
 def gaussian_nll(z, mean, logvar) -> torch.Tensor:
     """-log N(z; m, diag exp(lv)) = 1/2 sum_k [(z - m)^2 exp(-lv) + lv + log 2 pi], per row."""
     diff = z - mean
-    return 0.5 * (diff * diff * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)
+    return (_product(0.5 * diff, diff * torch.exp(-logvar)) + 0.5 * (logvar + LOG_2PI)).sum(-1)
 
 
 def kl_std_normal(mean, logvar) -> torch.Tensor:
     """KL(N(m, diag exp(lv)) || N(0, I)) = 1/2 sum_k [exp(lv) + m^2 - 1 - lv], per row, with
     exp(lv) - 1 as expm1 (no cancellation near lv = 0)."""
-    return 0.5 * (expm1(logvar) - logvar + mean * mean).sum(-1)
+    return 0.5 * (expm1_minus_identity(logvar) + mean * mean).sum(-1)
 
 
 def kl_gaussians(mean_q, logvar_q, mean_p, logvar_p) -> torch.Tensor:
@@ -29,7 +57,7 @@ def kl_gaussians(mean_q, logvar_q, mean_p, logvar_p) -> torch.Tensor:
     the value or in the gradient (which then meets only the exact 0 of e^t - 1 at t)."""
     diff = mean_q - mean_p
     t = logvar_q - logvar_p
-    return 0.5 * (expm1(t) - t + diff * diff * torch.exp(-logvar_p)).sum(-1)
+    return (0.5 * expm1_minus_identity(t) + _product(0.5 * diff, diff * torch.exp(-logvar_p))).sum(-1)
 
 
 def reparameterize(mean, logvar, eps):

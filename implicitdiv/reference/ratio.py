@@ -17,6 +17,13 @@ KINDS = ("gan", "hinge", "wgan", "lsgan") + tuple(k for k in FDIVERGENCES if k !
 LOG2 = math.log(2.0)
 
 
+def _wide(v: torch.Tensor) -> torch.Tensor:
+    """v in float64 when it is float32 or narrower: e^a overflows float32 from a = 88.7 on where a
+    term of a mean, e^a / n, may not; the exponential terms are formed (and reduced) in float64 and
+    the losses returned in the logits' dtype."""
+    return v.double() if v.dtype != torch.float64 else v
+
+
 def expm1(x: torch.Tensor) -> torch.Tensor:
     """e^x - 1 whose autograd derivative is e^x to full precision: torch.expm1's backward forms
     (e^x - 1) + 1, which is 0 instead of e^x once x < -37; below -1 use exp(x) - 1 (no cancellation)."""
@@ -38,9 +45,9 @@ def activation(v: torch.Tensor, divergence: str) -> torch.Tensor:
     if divergence in ("kl", "pearson"):
         return v
     if divergence == "reverse_kl":
-        return -torch.exp(-v)
+        return -torch.exp(-_wide(v))
     if divergence == "hellinger":
-        return -expm1(-v)
+        return -expm1(-_wide(v))
     if divergence == "js":
         return LOG2 - F.softplus(-v)
     if divergence == "gan":
@@ -53,13 +60,13 @@ def activation(v: torch.Tensor, divergence: str) -> torch.Tensor:
 def conjugate_of_activation(v: torch.Tensor, divergence: str) -> torch.Tensor:
     """f*(g_f(v)), simplified per divergence so it stays finite wherever the math does."""
     if divergence == "kl":  # f*(t) = exp(t - 1)
-        return torch.exp(v - 1.0)
+        return torch.exp(_wide(v) - 1.0)
     if divergence == "reverse_kl":  # f*(t) = -1 - log(-t)
         return v - 1.0
     if divergence == "pearson":  # f*(t) = t^2/4 + t
         return 0.25 * v * v + v
     if divergence == "hellinger":  # f*(t) = t / (1 - t)
-        return expm1(v)
+        return expm1(_wide(v))
     if divergence == "js":  # f*(t) = -log(2 - exp(t))
         return F.softplus(v) - LOG2
     if divergence == "gan":  # f*(t) = -log(1 - exp(t))
@@ -110,12 +117,12 @@ def reduce(t: torch.Tensor, reduction: str) -> torch.Tensor:
 def discriminator_loss(real, fake, kind: str, reduction: str):
     tr, tf = discriminator_terms(real, fake, kind)
     if reduction == "none":
-        return tr, tf
-    return reduce(tr, reduction) + reduce(tf, reduction)
+        return tr.to(real.dtype), tf.to(fake.dtype)
+    return (reduce(tr, reduction) + reduce(tf, reduction)).to(real.dtype)
 
 
 def generator_loss(fake, kind: str, saturating: bool, reduction: str):
-    return reduce(generator_terms(fake, kind, saturating), reduction)
+    return reduce(generator_terms(fake, kind, saturating), reduction).to(fake.dtype)
 
 
 def adversarial_losses(real, fake, kind: str, saturating: bool):
@@ -124,7 +131,7 @@ def adversarial_losses(real, fake, kind: str, saturating: bool):
 
 def fdiv_estimate(real, fake, divergence: str) -> torch.Tensor:
     """E_P[g_f(v)] - E_Q[f*(g_f(v))]: a lower bound on D_f(P || Q), tight at the optimal critic."""
-    return activation(real, divergence).mean() - conjugate_of_activation(fake, divergence).mean()
+    return (activation(real, divergence).mean() - conjugate_of_activation(fake, divergence).mean()).to(real.dtype)
 
 
 def log_density_ratio(logits, n_numer, n_denom) -> torch.Tensor:

@@ -26,10 +26,11 @@ def _terms(x0, x1, x2, x3, ds, KIND: tl.constexpr, IS64: tl.constexpr, DTYPE: tl
     if KIND == 0:  # nll: 1/2 [(z - m)^2 e^-lv + lv + log 2 pi]; d/dz, d/dm, d/dlv
         diff = x0 - x1
         q = diff * tl.exp(-x2)
-        value = 0.5 * (diff * q + x2 + log_2pi)
+        half_diff = 0.5 * diff  # halved, and the product in float64: it may overflow where the term does not
+        value = half_diff.to(tl.float64) * q.to(tl.float64) + 0.5 * (x2 + log_2pi)
         o0 = ds * q
         o1 = -o0
-        o2 = ds * 0.5 * (1.0 - diff * q)
+        o2 = ds * 0.5 - (ds * half_diff) * q  # ds (1/rows for a mean) first: its share may be finite
     elif KIND == 1:  # kl_std_normal: 1/2 [(e^lv - 1) - lv + m^2]; d/dm, d/dlv
         e, _ = _expm1_exp(x1, IS64)
         value = 0.5 * ((e - x1) + x0 * x0)
@@ -40,10 +41,10 @@ def _terms(x0, x1, x2, x3, ds, KIND: tl.constexpr, IS64: tl.constexpr, DTYPE: tl
         diff = x0 - x2
         q = diff * tl.exp(-x3)
         e, _ = _expm1_exp(x1 - x3, IS64)
-        value = 0.5 * ((x3 - x1) + e + diff * q)
+        value = 0.5 * ((x3 - x1) + e) + (0.5 * diff).to(tl.float64) * q.to(tl.float64)  # as in nll
         o0 = ds * q
         o1 = ds * 0.5 * e
-        o2 = ds * -0.5 * (e + diff * q)
+        o2 = -(o1 + (ds * 0.5 * diff) * q)
     else:  # reparameterize: z = m + e^(lv/2) eps, row term -1/2 [eps^2 + lv + log 2 pi]; z, dz/dlv, dz/deps
         sd = tl.exp(0.5 * x1)
         value = -0.5 * (x2 * x2 + x1 + log_2pi)

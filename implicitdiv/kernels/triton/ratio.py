@@ -80,6 +80,13 @@ def _tanh(v, IS64: tl.constexpr):
 
 
 @triton.jit
+def _wide(v):
+    """v in float64: e^a overflows float32 from a = 88.7 on where a term scaled by 1/n (a mean) may
+    not, so the exponential maps are evaluated in float64 (their partial sums are float64 anyway)."""
+    return v.to(tl.float64)
+
+
+@triton.jit
 def _map(v, MAP: tl.constexpr, IS64: tl.constexpr):
     """(f(v), f'(v)) for the map with index MAP in MAPS."""
     if MAP == 0:  # softplus(-v)
@@ -104,19 +111,19 @@ def _map(v, MAP: tl.constexpr, IS64: tl.constexpr):
     elif MAP == 6:  # v^2 / 2
         d = v
         f = 0.5 * v * v
-    elif MAP == 7:  # exp(-v)
-        f = tl.exp(-v)
+    elif MAP == 7:  # exp(-v); the exponentials in float64 (see _wide)
+        f = tl.exp(-_wide(v))
         d = -f
     elif MAP == 8:  # exp(-v) - 1
-        f, e = _expm1_exp(-v, IS64)
+        f, e = _expm1_exp(-_wide(v), True)
         d = -e
     elif MAP == 9:  # tanh(v)
         f, d = _tanh(v, IS64)
     elif MAP == 10:  # exp(v - 1)
-        f = tl.exp(v - 1.0)
+        f = tl.exp(_wide(v) - 1.0)
         d = f
     elif MAP == 11:  # exp(v) - 1
-        f, d = _expm1_exp(v, IS64)
+        f, d = _expm1_exp(_wide(v), True)
     else:  # v^2 / 4 + v
         f = 0.25 * v * v + v
         d = 0.5 * v + 1.0
