@@ -19,6 +19,7 @@ Rows: GAN, ALI, Unrolled GAN (5 unrolling steps), VAEGAN, VEEGAN, SN-GAN, DALI, 
     python benchmarks/grid25.py --paper [--steps N] [--models dali,gan] [--log FILE]
     python benchmarks/grid25.py --table-from runs/bench/grid25_paper.jsonl      (table from a log)
     python benchmarks/grid25.py --step-cost 30                                   (stacked vs one by one)
+    python benchmarks/grid25.py --training-spread 12      (what tests/test_training.py's threshold rests on)
     python benchmarks/grid25.py --steps 300 --seeds 5 --models gan,ali           (any models, any length)
     python benchmarks/grid25.py --seeds 0 --timing-steps 10 --models ...        (step-time ratios only)
     python benchmarks/grid25.py --seeds 0 --loss-share                          (loss share of a step)
@@ -29,6 +30,7 @@ the paper's length, or at the longest common length that the budget allows.
 from __future__ import annotations
 
 import dataclasses
+import json
 import statistics
 import sys
 import time
@@ -129,13 +131,37 @@ def step_cost(steps: int, models=("gan", "ali", "dali", "dali_f"), seeds: int = 
             f"Command: `{benchmark.command_line()}`\n\n" + "\n".join(lines))
 
 
+def training_spread(seeds: int, steps: int = 200) -> None:
+    """Per model of the set, trained / untrained value of its metric for each of `seeds` seeds
+    (toy networks, batch 64, `steps` steps, stacked), as JSON lines: the seed-to-seed spread that
+    the threshold of tests/test_training.py rests on."""
+    from implicitdiv.models import MODELS, TrainConfig
+    from implicitdiv.models.trainer import evaluate_seeds
+
+    data = load_data("grid25")
+    for model, spec in sorted(MODELS.items()):
+        before = evaluate_seeds(train(model, data, seeds=list(range(seeds)), backend="reference",
+                                      config=TrainConfig(steps=0, progress=False)))
+        after = evaluate_seeds(train(model, data, seeds=list(range(seeds)), backend="reference",
+                                     config=TrainConfig(steps=steps, batch_size=64, progress=False)))
+        ratios = [a[spec.metric] / b[spec.metric] for a, b in zip(after, before)]
+        worst_half = sorted(ratios, reverse=True)[:max(1, seeds // 2)]
+        print(json.dumps({"model": model, "metric": spec.metric, "ratios": [round(r, 3) for r in ratios],
+                          "mean_of_worst_half": round(statistics.fmean(worst_half), 3)}), flush=True)
+
+
 def main(argv=None) -> None:
     p = benchmark.parser(__doc__.splitlines()[0], MODELS, steps=PAPER.steps)
     p.add_argument("--paper", action="store_true", help="every Table 2 row with the protocol above")
     p.add_argument("--table-from", default=None, help="write the Table 2 table from this JSON-lines log, run nothing")
     p.add_argument("--step-cost", type=int, default=0, help="time N iterations stacked against one by one")
     p.add_argument("--loss-share", action="store_true", help="time the gan and gmmn loss calls against a step")
+    p.add_argument("--training-spread", type=int, default=0, help="trained / untrained metric of every model, N seeds")
     args = p.parse_args(argv)
+    if args.training_spread:
+        torch.set_num_threads(args.threads)
+        training_spread(args.training_spread)
+        return
     if args.table_from:
         body = f"Table written from the log {args.table_from} by `{benchmark.command_line()}`.\n\n" + table(
             benchmark.read_log(Path(args.table_from)))

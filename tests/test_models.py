@@ -118,6 +118,15 @@ def test_wgan_gp_hinge_lsgan():
     close(ls["generator"], 0.5 * ((VF - 1) ** 2).mean())
 
 
+def test_wgan_critic_estimates_w1():
+    """WGAN (003_f42e894b0384bb07.txt, "Wasserstein GAN Problem"): the critic maximizes
+    E[D(x)] - E[D(G(z))], the generator minimizes -E[D(G(z))]."""
+    w = adversarial.wgan(t(VR), t(VF))
+    close(w["discriminator"], VF.mean() - VR.mean())
+    close(w["generator"], -VF.mean())
+    close(w["wasserstein"], VR.mean() - VF.mean())
+
+
 def test_ebgan_margin():
     er, ef = np.array([0.1, 0.4]), np.array([0.5, 3.0, 1.2])
     terms = adversarial.ebgan(t(er), t(ef), margin=1.5)
@@ -228,6 +237,19 @@ def test_alpha_gan():
     close(terms["generator"], 2.0 * l1 - rec_l.mean() - smp.mean() - code.mean())
     d_data = sp(-real).mean() + sp(np.concatenate([rec_l, smp])).mean()
     close(terms["discriminator"], d_data + sp(-prior).mean() + sp(code).mean())
+
+
+def test_vaegan_learned_similarity_eq_9():
+    """VAE/GAN (Larsen et al., 2016, eq. 6-9, algorithm 1): Dis_l features compared under a unit
+    Gaussian; the encoder takes L_prior + L_llike, the decoder gamma L_llike + its GAN loss."""
+    real, rec, smp = np.array([0.4, -1.0, 0.2, 0.9]), np.array([0.1, 0.5, -0.3, 1.2]), np.array([-0.7, 0.3, 2.0, 0.0])
+    hr, hx = RNG.standard_normal((4, 5)), RNG.standard_normal((4, 5))
+    terms = autoencoders.vaegan(t(real), t(rec), t(smp), t(hr), t(hx), t(ZM), t(ZLV), gamma=0.5)
+    llike = np.mean(0.5 * ((hr - hx) ** 2).sum(1) + 5 * 0.5 * LOG2PI)
+    kl = np.mean(0.5 * (np.exp(ZLV) + ZM ** 2 - 1 - ZLV).sum(1))
+    close(terms["discriminator"], sp(-real).mean() + sp(rec).mean() + sp(smp).mean())
+    close(terms["encoder"], kl + llike)
+    close(terms["generator"], 0.5 * llike + sp(-rec).mean() + sp(-smp).mean())
 
 
 # ---- joint models -------------------------------------------------------------------------------
@@ -432,13 +454,19 @@ def test_npy_data_and_its_errors(tmp_path):
 # ---- registry -----------------------------------------------------------------------------------
 
 REQUIRED = ("gan", "gan_minimax", "fgan_kl", "fgan_reverse_kl", "fgan_pearson", "fgan_hellinger", "fgan_js", "fgan_gan",
-            "fgan_tv", "wgan_gp", "sngan", "lsgan", "ebgan", "began", "infogan", "gmmn", "mmdgan", "vae", "beta_vae",
-            "aae", "wae_mmd", "wae_gan", "ali", "alice_l2", "alice_adversarial", "alpha_gan", "vidm", "dali", "dali_f",
-            "dali_l2", "asvae")
+            "fgan_tv", "wgan", "wgan_gp", "sngan", "unrolled_gan", "lsgan", "ebgan", "began", "infogan", "gmmn", "mmdgan",
+            "vae", "beta_vae", "aae", "wae_mmd", "wae_gan", "vaegan", "ali", "alice_l2", "alice_adversarial", "alpha_gan",
+            "veegan", "vidm", "dali", "dali_f", "dali_l2", "asvae", "asvae_r", "asvae_g")
 
 
 def test_registry_holds_the_whole_model_set():
     assert set(REQUIRED) <= set(MODELS)
     assert get("bigan") is MODELS["ali"] and get("alice") is MODELS["alice_l2"]
     with pytest.raises(ValueError, match="model must be one of"):
-        get("unrolled_gan")
+        get("no_such_model")
+
+
+def test_wgan_clips_and_takes_five_critic_steps():
+    """WGAN (Arjovsky et al., 2017, algorithm 1: c = 0.01, n_critic = 5, RMSProp)."""
+    spec = MODELS["wgan"]
+    assert (spec.clip, spec.critic_steps, spec.optimizer) == (0.01, 5, "rmsprop")

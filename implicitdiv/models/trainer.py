@@ -107,7 +107,9 @@ class StepNets:
     def __call__(self, name: str, *inputs, method: str = "forward"):
         key = (name, method, tuple(id(t) for t in inputs))
         if key not in self.memo:
-            self.memo[key] = (inputs, getattr(self.nets[name], method)(*inputs))  # inputs kept: ids stay unique
+            net = self.nets[name]
+            fn = net if method == "forward" else getattr(net, method)  # modules called, so hooks run
+            self.memo[key] = (inputs, fn(*inputs))  # inputs kept: their ids stay unique
         return self.memo[key][1]
 
     def before_update(self, name: str, *inputs, method: str = "forward"):
