@@ -262,6 +262,7 @@ def train(model: str, data, *, backend=None, seed: int = 0, seeds: list[int] | N
                leave=False)
     start = time.perf_counter()
     terms: dict = {}
+    curves: dict[str, list[torch.Tensor]] = {}
     for t in bar:
         if config.decay_every is not None:
             for opt in opts.values():
@@ -291,9 +292,11 @@ def train(model: str, data, *, backend=None, seed: int = 0, seeds: list[int] | N
                             p.clamp_(-spec.clip, spec.clip)
                 step_nets.forget(player)
         for name, value in terms.items():
-            run.history.setdefault(name, []).append(float(value.detach()))
-        bar.set_postfix({n: f"{run.history[n][-1]:.3g}" for n in ("generator", "discriminator") if n in terms},
-                        refresh=False)
+            curves.setdefault(name, []).append(value.detach())  # read back at the end: no sync per step
+        if config.progress and t % 100 == 0:
+            bar.set_postfix({n: f"{float(terms[n].detach()):.3g}" for n in ("generator", "discriminator") if n in terms},
+                            refresh=False)
+    run.history = {name: torch.stack(values).tolist() for name, values in curves.items()}
     if config.steps:
         run.step_seconds = (time.perf_counter() - start) / config.steps
     nets.eval()
