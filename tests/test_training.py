@@ -272,6 +272,42 @@ def test_stacked_batch_norm_is_batch_norm_per_seed():
         np.testing.assert_allclose(bn.running_var.view(3, 5)[s].numpy(), ref.running_var.numpy(), rtol=1e-12)
 
 
+# ---- the Table 2 benchmark ---------------------------------------------------------------------------
+
+def _grid25_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "grid25.py"
+    spec = importlib.util.spec_from_file_location("grid25_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_paper_rows_fit_a_budget_and_log_each_row(tmp_path):
+    grid25 = _grid25_script()
+    log = tmp_path / "rows.jsonl"
+    records = grid25.paper_rows(device="cpu", budget_seconds=600, models=("gan", "dali"), seeds=2, backend="reference",
+                                log=log, calibration_steps=2, max_steps=3)
+    assert [(r["model"], r["seed"], r["steps"]) for r in records] == [("gan", 0, 3), ("gan", 1, 3), ("dali", 0, 3),
+                                                                      ("dali", 1, 3)]
+    assert len(log.read_text().splitlines()) == 4
+    assert grid25.paper_rows(device="cpu", budget_seconds=0, models=("gan",), seeds=1, backend="reference", log=log,
+                             calibration_steps=1) == []
+
+
+def test_table2_from_a_log_labels_lengths_and_missing_rows():
+    grid25 = _grid25_script()
+    rec = {"model": "dali", "steps": 6000, "wall_seconds": 120.0, "device": "cpu", "threads": 1,
+           "metrics": {"modes": 24, "high_quality_percent": 70.0}}
+    text = grid25.table([rec, {**rec, "metrics": {"modes": 22, "high_quality_percent": 60.0}},
+                         {**rec, "model": "gan", "steps": 31240}])
+    assert "| dali | 23.00 ± 1.00 | 65.00 ± 5.00 | 25 / 81.1 | 2 | 6,000 |" in text
+    assert "| gan |" in text and "31,240" in text
+    assert "Not run yet: ali, unrolled_gan, vaegan, veegan, sngan, dali_f." in text
+
+
 # ---- command line --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("model,data_name", [("vae", "grid25"), ("gan", "digits")])
