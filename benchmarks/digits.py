@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from implicitdiv.models import PAPER, benchmark  # noqa: E402
-from implicitdiv.models.report import mean_spread  # noqa: E402
+from implicitdiv.models.report import PAPERS, mean_spread  # noqa: E402
 
 MODELS = ("dali", "alice_l2", "ali")
 PUBLISHED = {"dali": "0.026 ± 0.018", "dali_l2": "0.028 ± 0.018", "ali": "0.480 ± 0.100", "alice_l2": "0.080 ± 0.007"}
@@ -53,7 +53,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     models, config = benchmark.setup(args, CONFIG)
     title = f"Table 1 of the DALI paper on {args.data}: held-out reconstruction MSE"
-    benchmark.run_and_report(args.data, models, args, config, table, title)
+    benchmark.run_and_report(args.data, models, args, config, table, title, PAPERS)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from implicitdiv.models import PAPER, benchmark, load_data, train  # noqa: E402
-from implicitdiv.models.report import mean_spread, write_subsection  # noqa: E402
+from implicitdiv.models.report import PAPERS, mean_spread, write_subsection  # noqa: E402
 
 TABLE2 = ("gan", "ali", "unrolled_gan", "vaegan", "veegan", "sngan", "dali", "dali_f")
 MODELS = TABLE2 + ("alice_l2", "vidm", "asvae", "wgan", "wgan_gp", "gmmn", "mmdgan")
@@ -78,6 +78,20 @@ def table(records: list[dict], models: list[str] | None = None) -> str:
     return "\n".join(lines)
 
 
+def curve_table(records: list[dict]) -> str:
+    """Mean modes / % high quality over seeds at every checkpoint of every (model, length)."""
+    groups: dict[tuple[str, int], dict[int, list[dict]]] = {}
+    for r in records:
+        groups.setdefault((r["model"], r["steps"]), {}).setdefault(r["checkpoint"], []).append(r["metrics"])
+    lines = ["| model (length) | iteration: mean modes / mean % high quality over seeds |", "|---|---|"]
+    for (m, steps), points in sorted(groups.items()):
+        cells = ", ".join(f"{t:,}: {statistics.fmean(x['modes'] for x in ms):.1f} / "
+                          f"{statistics.fmean(x['high_quality_percent'] for x in ms):.1f}"
+                          for t, ms in sorted(points.items()))
+        lines.append(f"| {m} ({steps:,}) | {cells} |")
+    return "\n".join(lines)
+
+
 def paper_config(steps: int = PAPER.steps):
     return dataclasses.replace(PAPER, steps=steps, progress=False)
 
@@ -89,13 +103,39 @@ def _seconds_per_step(model: str, device, backend, seeds: int, steps: int) -> fl
     return run.step_seconds
 
 
+def _row(model: str, device, budget_seconds: float, seeds: int, backend, log: str, calibration_steps: int,
+         max_steps: int) -> list[dict]:
+    """One row in a process of its own: calibrate, then the longest length the budget allows."""
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    per_step = _seconds_per_step(model, device, backend, seeds, calibration_steps)
+    steps = int(min(max_steps, max(0.0, budget_seconds - (time.perf_counter() - start)) / (1.1 * per_step)))
+    print(f"paper_rows: {model} {per_step:.4f} s per iteration; {steps} iterations", flush=True)
+    if steps < 1:
+        return []
+    return benchmark.run_stack("grid25", model, seeds, paper_config(steps), backend or "auto", Path(log), device,
+                               checkpoint_every=max(1, steps // 10))
+
+
 def paper_rows(device="cuda", budget_seconds: float = 3600.0, models=TABLE2, seeds: int = 5, backend=None,
-               log: Path = PAPER_LOG, calibration_steps: int = 30, max_steps: int = PAPER.steps) -> list[dict]:
+               log: Path = PAPER_LOG, calibration_steps: int = 30, max_steps: int = PAPER.steps,
+               parallel: bool = False) -> list[dict]:
     """Every Table 2 row (`models`), `seeds` seeds stacked, on `device`, within about
-    `budget_seconds`: each model's iteration is timed on `calibration_steps` iterations first, then
-    every row runs the same length, the paper's 31,240 iterations (max_steps) or the longest that
-    the rest of the budget allows. Records are appended to `log` as each row finishes (with the
-    length, so the table labels shorter rows); returns them."""
+    `budget_seconds`. Each model's iteration is timed on `calibration_steps` iterations first.
+    parallel=False: the rows run one after another, all at the same length, the paper's 31,240
+    iterations (max_steps) or the longest that the rest of the budget allows. parallel=True: every
+    row runs in a process of its own (one CPU core each; on a GPU the rows' small kernels then
+    overlap), each at the longest length its budget allows. Records are appended to `log` as each
+    row finishes, with the length, so the table labels shorter rows; returns them."""
+    if parallel:
+        import concurrent.futures
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(len(models), mp_context=ctx) as pool:
+            jobs = [pool.submit(_row, m, device, budget_seconds, seeds, backend, str(log), calibration_steps,
+                                max_steps) for m in models]
+            return [r for job in jobs for r in job.result()]
     start = time.perf_counter()
     per_step = {m: _seconds_per_step(m, device, backend, seeds, calibration_steps) for m in models}
     left = budget_seconds - (time.perf_counter() - start)
@@ -104,7 +144,8 @@ def paper_rows(device="cuda", budget_seconds: float = 3600.0, models=TABLE2, see
     print(f"paper_rows: {per_step} s per iteration; {steps} iterations per row", flush=True)
     if steps < 1:
         return []
-    return benchmark.run_all("grid25", list(models), seeds, paper_config(steps), backend or "auto", Path(log), device)
+    return benchmark.run_all("grid25", list(models), seeds, paper_config(steps), backend or "auto", Path(log), device,
+                             checkpoint_every=max(1, steps // 10))
 
 
 def step_cost(steps: int, models=("gan", "ali", "dali", "dali_f"), seeds: int = 5, repeats: int = 3) -> str:
@@ -166,9 +207,12 @@ def main(argv=None) -> None:
     if args.table_from:
         body = f"Table written from the log {args.table_from} by `{benchmark.command_line()}`.\n\n" + table(
             benchmark.read_log(Path(args.table_from)))
+        curve = benchmark.curve_log(Path(args.table_from))
+        if curve.exists():
+            body += f"\n\nDuring training ({curve}):\n\n" + curve_table(benchmark.read_log(curve))
         print(body)
         if not args.no_write:
-            write_subsection(Path(args.results), TITLE, body)
+            write_subsection(Path(args.results), TITLE, body, PAPERS)
         return
     if args.paper:
         if args.models == p.get_default("models"):
@@ -179,16 +223,17 @@ def main(argv=None) -> None:
         body = step_cost(args.step_cost)
         print(body)
         if not args.no_write:
-            write_subsection(Path(args.results), "Stacked seeds: the cost of an iteration", body)
+            write_subsection(Path(args.results), "Stacked seeds: the cost of an iteration", body, PAPERS)
     elif args.seeds:
         log = Path(args.log or "runs/bench/grid25.jsonl")
-        benchmark.run_all("grid25", models, args.seeds, config, args.backend, log, args.device)
+        benchmark.run_all("grid25", models, args.seeds, config, args.backend, log, args.device, args.checkpoint_every)
         body = (f"Command: `{benchmark.command_line()}` (backend {args.backend}, {args.threads} torch thread(s); "
                 f"mean ± std over seeds 0..{args.seeds - 1}; the table reads every record of the log {log}).\n\n"
                 + table(benchmark.read_log(log)))
         print(body)
         if not args.no_write:
-            write_subsection(Path(args.results), TITLE if args.paper else "grid25: modes and % high quality", body)
+            write_subsection(Path(args.results), TITLE if args.paper else "grid25: modes and % high quality", body,
+                             PAPERS)
     if args.loss_share:
         sbody = benchmark.loss_share_table(benchmark.loss_share("grid25", config), benchmark.command_line())
         print(sbody)

@@ -144,6 +144,21 @@ def test_curve_comparison_can_fail(grid):
         assert_close(torch.tensor(b), torch.tensor(a), torch.float32, "seed 4 vs seed 3")
 
 
+def test_checkpoints_see_eval_mode_and_training_resumes(grid):
+    seen = []
+
+    def checkpoint(t, run):
+        seen.append((t, run.nets.training, len(evaluate_seeds(run))))
+
+    config = TrainConfig(steps=5, batch_size=8, progress=False, arch="paper")
+    run = train("dali", grid, seeds=[0, 1], backend="reference", config=config, checkpoint_every=2,
+                on_checkpoint=checkpoint)
+    assert seen == [(2, False, 2), (4, False, 2)]
+    assert len(run.history["generator"]) == 5
+    plain = train("dali", grid, seeds=[0, 1], backend="reference", config=config)
+    assert run.history == plain.history  # evaluating in between changes nothing
+
+
 def test_same_seed_same_curve(grid):
     config = TrainConfig(steps=20, batch_size=64, progress=False)
     a = train("wgan_gp", grid, backend="reference", seed=1, config=config).history
@@ -295,6 +310,17 @@ def test_paper_rows_fit_a_budget_and_log_each_row(tmp_path):
     assert len(log.read_text().splitlines()) == 4
     assert grid25.paper_rows(device="cpu", budget_seconds=0, models=("gan",), seeds=1, backend="reference", log=log,
                              calibration_steps=1) == []
+
+
+def test_paper_rows_in_parallel_processes(tmp_path):
+    from benchmarks import grid25
+
+    log = tmp_path / "rows.jsonl"
+    records = grid25.paper_rows(device="cpu", budget_seconds=600, models=("gan", "veegan"), seeds=2,
+                                backend="reference", log=log, calibration_steps=2, max_steps=3, parallel=True)
+    assert sorted((r["model"], r["seed"], r["steps"]) for r in records) == [("gan", 0, 3), ("gan", 1, 3),
+                                                                            ("veegan", 0, 3), ("veegan", 1, 3)]
+    assert len(log.read_text().splitlines()) == 4
 
 
 def test_table2_from_a_log_labels_lengths_and_missing_rows():

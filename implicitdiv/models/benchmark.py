@@ -35,6 +35,8 @@ def parser(description: str, models: tuple[str, ...], steps: int, config: TrainC
     p.add_argument("--results", default=str(Path(__file__).resolve().parents[2] / "benchmarks" / "RESULTS.md"))
     p.add_argument("--timing-steps", type=int, default=0,
                    help="also time N steps per model on the fast backend against the reference (0: skip)")
+    p.add_argument("--checkpoint-every", type=int, default=0,
+                   help="also log every seed's metrics every N iterations (to <log>_curve.jsonl; 0: never)")
     p.add_argument("--no-write", action="store_true", help="print the tables, leave RESULTS.md alone")
     return p
 
@@ -55,50 +57,67 @@ def fast_backend(model: str) -> tuple[str | None, str]:
     return None, f"no fused cpp op yet for {', '.join(uses)}"
 
 
+def _append(path: Path, records: list[dict], echo: bool = True) -> None:
+    with path.open("a") as f:
+        f.write("".join(json.dumps(rec) + "\n" for rec in records))
+    if echo:
+        for rec in records:
+            print(json.dumps(rec), flush=True)
+
+
+def curve_log(log: Path) -> Path:
+    """Where run_stack appends the checkpoints of the runs it logs to `log`."""
+    return log.with_name(log.stem + "_curve.jsonl")
+
+
 def run_stack(data_name: str, model: str, seeds: int, config: TrainConfig, backend: str, log: Path,
-              device="cpu") -> list[dict]:
+              device="cpu", checkpoint_every: int = 0) -> list[dict]:
     """Train `model` for seeds 0 .. seeds-1 stacked into one set of networks (seed s on
-    load(data_name, seed=s)), then append one record per seed to the JSON-lines `log`."""
+    load(data_name, seed=s)), then append one record per seed to the JSON-lines `log`; every
+    `checkpoint_every` iterations, the seeds' metrics so far go to curve_log(log)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    base = {"model": model, "data": data_name, "steps": config.steps, "lr": config.lr, "batch_size": config.batch_size,
+            "arch": config.arch, "backend": backend, "device": str(device), "threads": torch.get_num_threads(),
+            "stacked_seeds": seeds}
+
+    def checkpoint(t, run):
+        _append(curve_log(log), [{**base, "seed": s, "checkpoint": t, "wall_seconds": time.perf_counter() - t0,
+                                  "metrics": m} for s, m in zip(run.seeds, evaluate_seeds(run))], echo=False)
+
     run = train(model, lambda s: load(data_name, seed=s), backend=backend, seeds=list(range(seeds)), config=config,
-                device=device)
+                device=device, checkpoint_every=checkpoint_every, on_checkpoint=checkpoint)
     wall = time.perf_counter() - t0
-    records = [{"model": model, "data": data_name, "seed": seed, "steps": config.steps, "lr": config.lr,
-                "batch_size": config.batch_size, "arch": config.arch, "backend": backend, "device": str(device),
-                "threads": torch.get_num_threads(), "stacked_seeds": seeds, "step_seconds": run.step_seconds,
-                "wall_seconds": wall, "metrics": m}
+    records = [{**base, "seed": seed, "step_seconds": run.step_seconds, "wall_seconds": wall, "metrics": m}
                for seed, m in zip(run.seeds, evaluate_seeds(run))]
-    with log.open("a") as f:
-        for rec in records:
-            f.write(json.dumps(rec) + "\n")
-    for rec in records:
-        print(json.dumps(rec), flush=True)
+    _append(log, records)
     return records
 
 
 def run_all(data_name: str, models: list[str], seeds: int, config: TrainConfig, backend: str, log: Path,
-            device="cpu") -> list[dict]:
-    return [r for model in models for r in run_stack(data_name, model, seeds, config, backend, log, device)]
+            device="cpu", checkpoint_every: int = 0) -> list[dict]:
+    return [r for model in models
+            for r in run_stack(data_name, model, seeds, config, backend, log, device, checkpoint_every)]
 
 
 def read_log(log: Path) -> list[dict]:
     return [json.loads(line) for line in Path(log).read_text().splitlines() if line.strip()]
 
 
-def run_and_report(data_name: str, models: list[str], args, config: TrainConfig, table, title: str) -> None:
+def run_and_report(data_name: str, models: list[str], args, config: TrainConfig, table, title: str,
+                   section: str | None = None) -> None:
     """Train every model over args.seeds stacked seeds, print the table with the command that made
     it, and (unless --no-write) put it under ``title`` in the results file."""
-    from .report import write_subsection
+    from .report import SECTION, write_subsection
 
     log = Path(args.log or f"runs/bench/{data_name}.jsonl")
-    records = run_all(data_name, models, args.seeds, config, args.backend, log, args.device)
+    records = run_all(data_name, models, args.seeds, config, args.backend, log, args.device, args.checkpoint_every)
     body = (f"Command: `{command_line()}` (backend {args.backend}, {args.threads} torch thread(s); "
             f"mean ± std over seeds 0..{args.seeds - 1}, trained stacked; per-run log {log}).\n\n"
             + table(records, models))
     print(body)
     if not args.no_write:
-        write_subsection(Path(args.results), title, body)
+        write_subsection(Path(args.results), title, body, section or SECTION)
 
 
 def step_time_ratios(data_name: str, models: list[str], steps: int, config: TrainConfig, repeats: int = 3) -> list[dict]:

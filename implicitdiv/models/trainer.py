@@ -68,7 +68,11 @@ class Draws:
 
     def _stack(self, name, make):
         if name is None or name not in self.memo:
-            out = torch.stack([make(g) for g in self.gens]).to(self.device)
+            out = torch.stack([make(g) for g in self.gens])
+            if self.device.type == "cuda":  # pinned and asynchronous: no stream sync per draw
+                out = out.pin_memory().to(self.device, non_blocking=True)
+            elif self.device.type != "cpu":
+                out = out.to(self.device)
             if name is None:
                 return out
             self.memo[name] = out
@@ -238,10 +242,12 @@ def _datasets(data: Dataset | list[Dataset] | Callable[[int], Dataset], seeds: l
 
 
 def train(model: str, data, *, backend=None, seed: int = 0, seeds: list[int] | None = None,
-          config: TrainConfig = TrainConfig(), device="cpu") -> Run:
+          config: TrainConfig = TrainConfig(), device="cpu", checkpoint_every: int = 0,
+          on_checkpoint: Callable[[int, Run], None] | None = None) -> Run:
     """Train `model` (a MODELS name) for config.steps generator updates, one run per seed (`seed`,
     or every seed of `seeds` stacked into one set of networks), on `device`. data: a Dataset, one
-    Dataset per seed, or a function seed -> Dataset."""
+    Dataset per seed, or a function seed -> Dataset. on_checkpoint(t, run) is called after every
+    `checkpoint_every` iterations before the last, with the networks in eval mode."""
     spec = get(model)
     _check_config(config)
     seeds = _seed_list(seed, seeds)
@@ -293,6 +299,10 @@ def train(model: str, data, *, backend=None, seed: int = 0, seeds: list[int] | N
                 step_nets.forget(player)
         for name, value in terms.items():
             curves.setdefault(name, []).append(value.detach())  # read back at the end: no sync per step
+        if on_checkpoint is not None and checkpoint_every and (t + 1) % checkpoint_every == 0 and t + 1 < config.steps:
+            nets.eval()
+            on_checkpoint(t + 1, run)
+            nets.train()
         if config.progress and t % 100 == 0:
             bar.set_postfix({n: f"{float(terms[n].detach()):.3g}" for n in ("generator", "discriminator") if n in terms},
                             refresh=False)
