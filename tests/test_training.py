@@ -193,6 +193,41 @@ def test_dali_discriminator_sees_data_and_samples_only(grid, monkeypatch):
     assert MODELS["dali"].critics == {"D": "data"} and MODELS["dali"].order == ("discriminator", "encoder", "generator")
 
 
+def test_dali_iteration_is_algorithm_1_in_the_order_of_models_md(grid):
+    """Two DALI iterations of the trainer equal the same updates written out by hand with plain
+    torch: a D step on L_d, then an E step on L_e = lambda L(z, E(G(z))), then a G step on
+    L_g + L_e, each with the others' latest parameters (001_829e26b63a0bb621.txt, Algorithm 1,
+    eq. 9, lambda = 1/d; MODELS.md's order)."""
+    config = TrainConfig(steps=2, batch_size=16, progress=False, dtype=torch.float64)
+    run = train("dali", grid, seed=0, backend="reference", config=config)
+    nets, latent = trainer.build(MODELS["dali"], grid, config, [0])
+    opts = {k: torch.optim.Adam(nets[k].parameters(), lr=config.lr, betas=config.betas) for k in ("D", "E", "G")}
+    gen = torch.Generator().manual_seed(0)
+    data = grid.train.double()
+    sp = torch.nn.functional.softplus
+
+    def latent_nll(z, fake):
+        mean, logvar = nets["E"](nets["D"].trunk(fake)).chunk(2, -1)
+        return (0.5 * ((z - mean) ** 2 * torch.exp(-logvar) + logvar + math.log(2 * math.pi)).sum(-1)).mean() / latent
+
+    def update(name, loss):
+        opts[name].zero_grad()
+        grads = torch.autograd.grad(loss, list(nets[name].parameters()), allow_unused=True)
+        for p, g in zip(nets[name].parameters(), grads):
+            p.grad = g
+        opts[name].step()
+
+    for _ in range(2):
+        x = data[torch.randint(0, data.shape[0], (16,), generator=gen)].unsqueeze(0)
+        z = torch.randn(16, latent, generator=gen, dtype=torch.float64).unsqueeze(0)
+        fake = nets["G"](z)
+        update("D", sp(-nets["D"](x)).mean() + sp(nets["D"](fake)).mean())
+        update("E", latent_nll(z, fake))
+        update("G", sp(-nets["D"](fake)).mean() + latent_nll(z, fake))
+    for (name, mine), theirs in zip(nets.state_dict().items(), run.nets.state_dict().values()):
+        np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
+
+
 def test_dali_encoder_loss_does_not_move_the_discriminator(grid):
     """Section 4: the encoder reads D's features, and L_E does not update those shared layers."""
     nets, _ = trainer.build(MODELS["dali"], grid, TrainConfig(), [0])
