@@ -19,6 +19,7 @@ Rows: GAN, ALI, Unrolled GAN (5 unrolling steps), VAEGAN, VEEGAN, SN-GAN, DALI, 
     python benchmarks/grid25.py --paper [--steps N] [--models dali,gan] [--log FILE]
     python benchmarks/grid25.py --table-from runs/bench/grid25_paper.jsonl      (table from a log)
     python benchmarks/grid25.py --step-cost 30                                   (stacked vs one by one)
+    python benchmarks/grid25.py --before-after 30                  (main before issue 12 against this trainer)
     python benchmarks/grid25.py --training-spread 12      (what tests/test_training.py's threshold rests on)
     python benchmarks/grid25.py --steps 300 --seeds 5 --models gan,ali           (any models, any length)
     python benchmarks/grid25.py --seeds 0 --timing-steps 10 --models ...        (step-time ratios only)
@@ -192,11 +193,57 @@ def training_spread(seeds: int, steps: int = 200) -> None:
                           "mean_of_worst_half": round(statistics.fmean(worst_half), 3)}), flush=True)
 
 
+BEFORE = "6e65cf9"  # main before issue 12: one seed at a time, both players updated from one graph
+
+
+def before_after(steps: int, models=("gan", "ali", "dali", "dali_f"), seeds: int = 5, repeats: int = 3) -> str:
+    """main's trainer at BEFORE (its implicitdiv/models extracted with git archive and imported as
+    a package of its own, over this checkout's public functions), 5 seeds one after another,
+    against this trainer with the seeds stacked: paper networks, batch 64, interleaved repeats in
+    one process, median."""
+    import importlib
+    import subprocess
+    import tempfile
+
+    root = Path(__file__).resolve().parents[1]
+    tmp = Path(tempfile.mkdtemp())
+    archive = subprocess.run(["git", "-C", str(root), "archive", BEFORE, "implicitdiv/models"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+    (tmp / "implicitdiv" / "models").rename(tmp / "models_before")
+    sys.path.insert(0, str(tmp))
+    old = importlib.import_module("models_before.trainer")
+    old_data = importlib.import_module("models_before.data")
+    old_config = old.TrainConfig(steps=steps, batch_size=64, arch="paper", lr=PAPER.lr, betas=PAPER.betas,
+                                 progress=False)
+    config = paper_config(steps)
+    data = {s: load_data("grid25", seed=s) for s in range(seeds)}
+    data_before = {s: old_data.load("grid25", seed=s) for s in range(seeds)}
+    lines = [f"| model | before: {seeds} seeds one by one, ms per iteration of all {seeds} | after: stacked | "
+             "before / after |", "|---|---|---|---|"]
+    for m in models:
+        before, after = [], []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            for s in range(seeds):
+                old.train(m, data_before[s], backend="reference", seed=s, config=old_config)
+            before.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            train(m, [data[s] for s in range(seeds)], seeds=list(range(seeds)), backend="reference", config=config)
+            after.append(time.perf_counter() - t)
+        a, b = statistics.median(before), statistics.median(after)
+        lines.append(f"| {m} | {1e3 * a / steps:.0f} | {1e3 * b / steps:.0f} | {a / b:.2f}x |")
+        print(lines[-1], flush=True)
+    return (f"main at {BEFORE} against this trainer, {steps} iterations, median of {repeats} interleaved repeats, "
+            f"{torch.get_num_threads()} torch thread(s). Command: `{benchmark.command_line()}`\n\n" + "\n".join(lines))
+
+
 def main(argv=None) -> None:
     p = benchmark.parser(__doc__.splitlines()[0], MODELS, steps=PAPER.steps)
     p.add_argument("--paper", action="store_true", help="every Table 2 row with the protocol above")
     p.add_argument("--table-from", default=None, help="write the Table 2 table from this JSON-lines log, run nothing")
     p.add_argument("--step-cost", type=int, default=0, help="time N iterations stacked against one by one")
+    p.add_argument("--before-after", type=int, default=0, help=f"time N iterations of main at {BEFORE} against now")
     p.add_argument("--loss-share", action="store_true", help="time the gan and gmmn loss calls against a step")
     p.add_argument("--training-spread", type=int, default=0, help="trained / untrained metric of every model, N seeds")
     args = p.parse_args(argv)
@@ -219,6 +266,12 @@ def main(argv=None) -> None:
             args.models = ",".join(TABLE2)
         args.log = args.log or str(PAPER_LOG)
     models, config = benchmark.setup(args)
+    if args.before_after:
+        body = before_after(args.before_after)
+        print(body)
+        if not args.no_write:
+            write_subsection(Path(args.results), "Before and after: main's trainer against this one", body, PAPERS)
+        return
     if args.step_cost:
         body = step_cost(args.step_cost)
         print(body)
