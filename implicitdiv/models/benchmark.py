@@ -28,6 +28,9 @@ def parser(description: str, models: tuple[str, ...], steps: int, config: TrainC
     p.add_argument("--seeds", type=int, default=5, help="seeds 0 .. S-1, trained stacked (default 5)")
     p.add_argument("--models", default=",".join(models), help="comma-separated MODELS names")
     p.add_argument("--lr", type=float, default=config.lr, help=f"Adam learning rate (default {config.lr})")
+    p.add_argument("--arch", default=config.arch, help=f"network size: toy, small or paper (default {config.arch})")
+    p.add_argument("--decay-every", type=int, default=config.decay_every or 0,
+                   help=f"lr / sqrt(1 + t // N); 0: constant (default {config.decay_every or 0})")
     p.add_argument("--backend", default="reference", help="backend of the training runs (default reference)")
     p.add_argument("--device", default="cpu", help="torch device of the training runs (default cpu)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
@@ -204,7 +207,8 @@ def timing_table(rows: list[dict], steps: int, command: str) -> str:
 def setup(args, config: TrainConfig = PAPER) -> tuple[list[str], TrainConfig]:
     torch.set_num_threads(args.threads)
     models = [get(m).name for m in args.models.split(",") if m]
-    return models, dataclasses.replace(config, steps=args.steps, lr=args.lr, progress=False)
+    return models, dataclasses.replace(config, steps=args.steps, lr=args.lr, arch=args.arch,
+                                       decay_every=args.decay_every or None, progress=False)
 
 
 def command_line() -> str:

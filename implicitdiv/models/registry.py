@@ -254,10 +254,10 @@ def _vidm(nets, x, z, ctx) -> Terms:
         backend=ctx.backend)
 
 
-def _dali(objective, nets, x, z, ctx) -> Terms:
+def _dali(objective, nets, x, z, ctx, encoder_on_features=True) -> Terms:
     fake = nets("G", z)
     h_fake = nets("D", fake, method="trunk")
-    z_mean, z_logvar = _gaussian(nets, "E", h_fake)
+    z_mean, z_logvar = _gaussian(nets, "E", h_fake if encoder_on_features else fake)
     return objective(_data_logits(nets, ctx, x), _logit(nets, "D", h_fake, method="head"), z, z_mean, z_logvar,
                      backend=ctx.backend)
 
@@ -328,6 +328,9 @@ def _specs() -> dict[str, ModelSpec]:
                   encoder="features", order=_DALI_ORDER),
         ModelSpec("dali_l2", partial(_dali, joint.dali_l2), _GAME + ("gaussian_nll",), {"D": "data"},
                   encoder="features", order=_DALI_ORDER),
+        # DALI as the authors' toy script (gaussian_example.py) wires it: the encoder reads x itself
+        ModelSpec("dali_xenc", partial(_dali, joint.dali, encoder_on_features=False), _GAME + ("gaussian_nll",),
+                  {"D": "data"}, encoder="data", order=_DALI_ORDER),
         *[ModelSpec(name, partial(_asvae, partial(joint.asvae, part=part)),
                     ("reparameterize", "discriminator_loss", "gaussian_nll"), {"f": "pair", "h": "pair"},
                     encoder="data", x_logvar=True, metric=_REC)
