@@ -8,7 +8,7 @@ DEPS := $(VENV)/.deps-installed
 BUILT := $(VENV)/.built
 DEMO_DIR := out/demo
 
-.PHONY: all build test demo bench clean
+.PHONY: all build test demo bench clean gpu-campaign
 
 all: build
 
@@ -37,6 +37,13 @@ demo: build
 	$(PY) -m implicitdiv two-sample $(DEMO_DIR)/p1.npy $(DEMO_DIR)/p2.npy --seed 0
 	@echo "== samples from two distributions =="
 	$(PY) -m implicitdiv two-sample $(DEMO_DIR)/p1.npy $(DEMO_DIR)/q.npy --seed 0
+
+# The GPU campaign (benchmarks/gpu_campaign.py): builds and installs nothing (Triton needs no _C), so it
+# runs from a bare checkout on a CUDA machine; CAMPAIGN_ARGS=--dry-run runs it on the CPU.
+CAMPAIGN_OUT ?= out/gpu_campaign
+CAMPAIGN_PY := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+gpu-campaign:
+	PYTHONPATH=. PYTHONUNBUFFERED=1 $(CAMPAIGN_PY) -m benchmarks.gpu_campaign --out $(CAMPAIGN_OUT) $(CAMPAIGN_ARGS)
 
 clean:
 	rm -rf build *.egg-info implicitdiv/_C*.so $(BUILT)

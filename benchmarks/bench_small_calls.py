@@ -1,54 +1,241 @@
-"""A small C++ call right after torch work: mmd2 forward+backward alone and right after a torch
-matmul, in the kernels' current thread mode (implicitdiv.kernels.cpp.OPENMP_TEAMS).
+"""Small calls: every public function with a fused op at the sizes trainers use (8 to 4096), against
+the naive PyTorch it replaces, torch.compile of that naive form, and the code before a change.
 
-    python -m benchmarks.bench_small_calls [--n 1024] [--d 16] [--repeats 15]
-    IMPLICITDIV_THREADS=std python -m benchmarks.bench_small_calls      # the kernels' own std::threads
+    python -m benchmarks.bench_small_calls [--backend cpp] [--before REF] [--only mmd2,kl_std_normal]
+                                           [--modes fwd,fwd+bwd,no_grad] [--max-n 4096] [--seconds 0.3]
 
-torch's OpenMP workers spin for a while after the matmul; the two timings differ by what that
-costs the call (medians of interleaved repeats, one process).
+Modes: "fwd" (a forward in grad mode on inputs that require grad: it builds the graph), "fwd+bwd"
+(that forward and torch.autograd.grad of the sum of its outputs), "no_grad" (the forward under
+torch.no_grad()). Times are medians over interleaved rounds in this process (each round times a
+batch of calls of every variant in turn); read the ratios. The per-call floor (an empty
+torch.library custom op, an empty autograd Function forward and backward, a 1-element torch op) is
+measured in the same run.
+
+--before REF checks REF out into a scratch worktree, builds its _C there and runs the fused variant
+and the naive anchor in a child process with that tree first on the path (the two versions register
+the same torch.library ops, so they cannot share a process); its column is its time scaled by the
+ratio of the naive anchors of the two processes, so a load difference between them cancels.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-import implicitdiv as idv
-from implicitdiv.kernels import cpp
+if __package__:
+    from .small_call_cases import all_cases
+else:  # run as a script (the child of --before, with another implicitdiv on the path): the file beside this one
+    from small_call_cases import all_cases
+
+MODES = ("fwd", "fwd+bwd", "no_grad")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _outputs(out):
+    items = out if isinstance(out, tuple) else (out,)
+    return [o for o in items if isinstance(o, torch.Tensor) and o.requires_grad]
+
+
+def _runner(fn, xs, mode):
+    """A zero-argument callable doing one call of fn in the mode."""
+    if mode == "no_grad":
+        def run():
+            with torch.no_grad():
+                fn(*xs)
+    elif mode == "fwd":
+        def run():
+            fn(*xs)
+    else:
+        def run():
+            outs = _outputs(fn(*xs))
+            loss = outs[0].sum() if len(outs) == 1 else sum(o.sum() for o in outs)
+            torch.autograd.grad(loss, xs, allow_unused=True)
+    return run
+
+
+def _batch_size(run, target=2e-4) -> int:
+    start = time.perf_counter()
+    run()
+    once = max(time.perf_counter() - start, 1e-7)
+    return max(1, min(1000, int(target / once)))
+
+
+def time_interleaved(runs: dict, seconds: float) -> dict:
+    """Median seconds per call of each zero-argument callable, timed in interleaved rounds."""
+    for run in runs.values():  # warm-up (and compilation)
+        for _ in range(3):
+            run()
+    batch = {name: _batch_size(run) for name, run in runs.items()}
+    per_round = sum(batch[n] * _probe(run) for n, run in runs.items())
+    rounds = max(5, min(200, int(seconds / max(per_round, 1e-9))))
+    times = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            k = batch[name]
+            start = time.perf_counter_ns()
+            for _ in range(k):
+                run()
+            times[name].append((time.perf_counter_ns() - start) / k / 1e9)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _probe(run) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def measure_floor(seconds: float) -> dict:
+    """Per-call costs every fused op pays at least once: an empty torch.library custom op (eager, through
+    torch's dispatcher), an empty autograd Function (forward and backward through autograd.grad) and
+    a 1-element torch op."""
+    @torch.library.custom_op("bench_small_calls::empty", mutates_args=())
+    def empty(x: torch.Tensor) -> torch.Tensor:
+        return x.new_empty(())
+
+    @empty.register_fake
+    def _(x):
+        return x.new_empty(())
+
+    class Identity(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.view_as(x)
+
+        @staticmethod
+        def backward(ctx, g):
+            return g
+
+    one = torch.ones(1)
+    leaf = torch.ones(1, requires_grad=True)
+
+    def function_fb():
+        torch.autograd.grad(Identity.apply(leaf), leaf, one)
+
+    runs = {"empty custom op": lambda: empty(one), "empty autograd Function fwd+bwd": function_fb,
+            "1-element torch op": lambda: torch.add(one, one)}
+    return time_interleaved(runs, seconds)
+
+
+def run_cases(backend: str, only, modes, max_n: int, seconds: float, variants: tuple) -> list[dict]:
+    rows = []
+    for case in all_cases(max_n):
+        if only and case.function not in only:
+            continue
+        gen = torch.Generator().manual_seed(0)
+        fused, naive, inputs = case.make(backend, gen)
+        for mode in modes:
+            if mode == "fwd+bwd" and not case.backward or mode == "fwd" and not case.backward:
+                continue
+            xs = [t.clone().requires_grad_(mode != "no_grad") for t in inputs]
+            fns = {"fused": fused, "naive": naive}
+            if "compile" in variants and case.function != "mmd_test":  # a 100-permutation loop unrolls
+                torch._dynamo.reset()  # a fresh cache per case: the cases share the naive forms' code objects
+                fns["compile(naive)"] = torch.compile(naive, dynamic=False)
+            runs = {name: _runner(fn, xs, mode) for name, fn in fns.items() if name in variants}
+            found = time_interleaved(runs, seconds)
+            rows.append({"function": case.function, "size": case.size, "mode": mode, **found})
+            print(_line(rows[-1]), flush=True)
+    return rows
+
+
+def _us(v):
+    return "-" if v is None else f"{1e6 * v:9.1f}"
+
+
+def _line(row) -> str:
+    ratio = row["naive"] / row["fused"]
+    comp = row.get("compile(naive)")
+    before = row.get("before")
+    parts = [f"{row['function']:<24} {row['size']:<18} {row['mode']:<8}", f"naive {_us(row['naive'])} us",
+             f"fused {_us(row['fused'])} us", f"naive/fused {ratio:5.2f}"]
+    if comp is not None:
+        parts.append(f"compile {_us(comp)} us ({comp / row['fused']:5.2f})")
+    if before is not None:
+        parts.append(f"before {_us(before)} us ({before / row['fused']:5.2f})")
+    return "  ".join(parts)
+
+
+def run_before(ref: str, args) -> dict:
+    """The fused and naive variants of the code at REF, in a child process: {(function, size, mode): row}."""
+    sha = subprocess.run(["git", "rev-parse", "--short", ref], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    tree = Path(os.environ.get("TMPDIR", "/tmp")) / f"implicitdiv-before-{sha}"
+    if not tree.exists():
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), sha], cwd=ROOT, check=True)
+    if not list((tree / "implicitdiv").glob("_C*.so")):
+        subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=tree, check=True,
+                       stdout=subprocess.DEVNULL)
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child-json", "--backend", args.backend,
+           "--modes", ",".join(args.modes), "--max-n", str(args.max_n), "--seconds", str(args.seconds)]
+    if args.only:
+        cmd += ["--only", ",".join(args.only)]
+    done = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the run of {ref} failed:\n{done.stderr[-3000:]}")
+    rows = json.loads(done.stdout.strip().splitlines()[-1])
+    return {(r["function"], r["size"], r["mode"]): r for r in rows}
+
+
+def markdown(rows, floor, before_ref) -> str:
+    head = ["function", "size", "mode", "naive eager (us)", "compile(naive) (us)", "fused (us)", "naive / fused",
+            "compile / fused"]
+    if before_ref:
+        head += [f"before ({before_ref}, us)", "before / fused"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        comp = r.get("compile(naive)")
+        cells = [r["function"], r["size"], r["mode"], _us(r["naive"]).strip(), _us(comp).strip(), _us(r["fused"]).strip(),
+                 f"{r['naive'] / r['fused']:.2f}", "-" if comp is None else f"{comp / r['fused']:.2f}"]
+        if before_ref:
+            b = r.get("before")
+            cells += [_us(b).strip(), "-" if b is None else f"{b / r['fused']:.2f}"]
+        out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    out.append("Per-call floor in the same run: " + ", ".join(f"{k} {_us(v).strip()} us" for k, v in floor.items()))
+    return "\n".join(out)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--n", type=int, default=1024)
-    p.add_argument("--d", type=int, default=16)
-    p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--backend", default="cpp")
+    p.add_argument("--before", default=None, help="a git ref whose fused code to time too")
+    p.add_argument("--only", type=lambda s: [f for f in s.split(",") if f], default=None)
+    p.add_argument("--modes", type=lambda s: [m for m in s.split(",") if m], default=list(MODES))
+    p.add_argument("--max-n", type=int, default=4096)
+    p.add_argument("--seconds", type=float, default=0.3, help="time per case and mode, all variants together")
+    p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--markdown", default=None, help="write the table here as markdown")
+    p.add_argument("--child-json", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(args.n, args.d, generator=g, requires_grad=True)
-    y = torch.randn(args.n, args.d, generator=g, requires_grad=True)
-    w = torch.randn(1024, 1024, generator=g)
-
-    def step():
-        v = idv.mmd2(x, y, bandwidth=float(args.d) ** 0.5, backend="cpp")
-        torch.autograd.grad(v, (x, y))
-
-    for _ in range(5):
-        step()
-    alone, after = [], []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        step()
-        alone.append(time.perf_counter() - start)
-        w @ w
-        start = time.perf_counter()
-        step()
-        after.append(time.perf_counter() - start)
-    mode = "torch's OpenMP workers" if cpp.OPENMP_TEAMS else "own std::threads"
-    print(f"mmd2 fwd+bwd, N = M = {args.n}, d = {args.d}, {torch.get_num_threads()} threads ({mode}): "
-          f"alone {1e3 * statistics.median(alone):.2f} ms, right after a 1024^2 matmul "
-          f"{1e3 * statistics.median(after):.2f} ms")
+    if args.child_json:
+        rows = run_cases(args.backend, args.only, args.modes, args.max_n, args.seconds, ("fused", "naive"))
+        print(json.dumps(rows))
+        return 0
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, backend {args.backend}", flush=True)
+    floor = measure_floor(args.seconds)
+    print("floor: " + ", ".join(f"{k} {_us(v).strip()} us" for k, v in floor.items()), flush=True)
+    variants = ("fused", "naive") if args.no_compile else ("fused", "naive", "compile(naive)")
+    rows = run_cases(args.backend, args.only, args.modes, args.max_n, args.seconds, variants)
+    if args.before:
+        before = run_before(args.before, args)
+        for r in rows:
+            b = before.get((r["function"], r["size"], r["mode"]))
+            if b is not None:
+                r["before"] = b["fused"] * r["naive"] / b["naive"]
+        print(f"\nwith the code at {args.before} (scaled by the naive anchors of the two processes):")
+        for r in rows:
+            print(_line(r))
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(rows, floor, args.before) + "\n")
     return 0
 
 

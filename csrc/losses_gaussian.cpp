@@ -19,6 +19,7 @@ constexpr T kLog2Pi = T(1.8378770664093454835606594728112);
 // 1/2 [(z - m)^2 e^-lv + lv + log 2 pi]
 struct Nll {
   static constexpr int kIn = 3, kOut = 3;
+  static constexpr bool kNanRule = true;
   template <typename T>
   static T eval(const T (&x)[4], T ds, T (&o)[3]) {
     const T diff = x[0] - x[1];
@@ -33,6 +34,7 @@ struct Nll {
 // 1/2 [e^lv + m^2 - 1 - lv], with e^lv - 1 as expm1
 struct KlStdNormal {
   static constexpr int kIn = 2, kOut = 2;
+  static constexpr bool kNanRule = true;
   template <typename T>
   static T eval(const T (&x)[4], T ds, T (&o)[3]) {
     const T e = lossmath::expm1(x[1]);
@@ -45,6 +47,7 @@ struct KlStdNormal {
 // 1/2 [lp - lq + e^(lq - lp) - 1 + (mq - mp)^2 e^-lp]
 struct KlGaussians {
   static constexpr int kIn = 4, kOut = 3;
+  static constexpr bool kNanRule = true;
   template <typename T>
   static T eval(const T (&x)[4], T ds, T (&o)[3]) {
     const T diff = x[0] - x[2];
@@ -60,6 +63,7 @@ struct KlGaussians {
 // z = m + e^(lv/2) eps; row value -1/2 [eps^2 + lv + log 2 pi]
 struct Reparam {
   static constexpr int kIn = 3, kOut = 3;
+  static constexpr bool kNanRule = false;
   template <typename T>
   static T eval(const T (&x)[4], T ds, T (&o)[3]) {
     const T sd = lossmath::exp(T(0.5) * x[1]);
@@ -70,6 +74,9 @@ struct Reparam {
   }
 };
 
+// Each kind's term per element; with kNanRule (the losses) NaN where any of its inputs is NaN or
+// +-inf, so the row sums and the total are NaN there (the public functions' rule: never the +inf
+// or finite limit the formula reaches).
 template <typename K, typename T>
 double run(const GaussianCall<T>& call, int threads) {
   const int64_t rows = call.rows, d = call.d;
@@ -96,6 +103,8 @@ double run(const GaussianCall<T>& call, int threads) {
           for (int q = 0; q < K::kIn; ++q) x[q] = in[q][j];
           T o[3];
           values[j] = K::eval(x, ds, o);
+          if constexpr (K::kNanRule)
+            for (int q = 0; q < K::kIn; ++q) values[j] += lossmath::nan_unless_finite(x[q]);
           for (int q = 0; q < K::kOut; ++q) out[q][j] = o[q];
         }
         row_sum += sum_block(values, len);

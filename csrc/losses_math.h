@@ -8,6 +8,13 @@
 namespace implicitdiv {
 namespace lossmath {
 
+// 0 for a finite v, NaN for NaN and +-inf (v - v): added to a value, it carries the NaN rule of the
+// public functions (a NaN or +-inf input gives NaN) without a branch or a select.
+template <typename T>
+inline T nan_unless_finite(T v) {
+  return v - v;
+}
+
 template <typename T>
 struct Consts;
 

@@ -14,7 +14,9 @@ constexpr int64_t kBlock = 1024;          // elements per cache-resident block
 constexpr int64_t kChunk = 16 * kBlock;   // elements per partial sum
 
 // One term's share of a block: values vscale * (f + offset) into val (the term's own buffer, or
-// scratch that is summed afterwards), derivatives dscale * f' into der when it is not null.
+// scratch that is summed afterwards), derivatives dscale * f' into der when it is not null. The NaN
+// rule of the public functions: a NaN or +-inf logit gives a NaN value (not a finite limit such as
+// softplus(-inf) = 0), so sums over it are NaN too.
 template <typename T>
 struct BlockTerm {
   T offset, vscale, dscale;
@@ -27,7 +29,7 @@ void map_block(const T* __restrict x, int64_t n, T offset, T vscale, T dscale, T
   for (int64_t i = 0; i < n; ++i) {
     T d;
     const T f = apply_map<M>(x[i], d);
-    val[i] = vscale * (f + offset);
+    val[i] = vscale * (f + offset) + lossmath::nan_unless_finite(x[i]);
     if constexpr (kDer) der[i] = dscale * d;
   }
 }
@@ -42,8 +44,9 @@ void pair_block(const T* __restrict x, int64_t n, T offset1, T vscale1, T dscale
     T d1, d2;
     const T f1 = from_core<M1>(v, core, d1);
     const T f2 = from_core<M2>(v, core, d2);
-    val1[i] = vscale1 * (f1 + offset1);
-    val2[i] = vscale2 * (f2 + offset2);
+    const T poison = lossmath::nan_unless_finite(v);
+    val1[i] = vscale1 * (f1 + offset1) + poison;
+    val2[i] = vscale2 * (f2 + offset2) + poison;
     if constexpr (kDer1) der1[i] = dscale1 * d1;
     if constexpr (kDer2) der2[i] = dscale2 * d2;
   }

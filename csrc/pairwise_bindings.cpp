@@ -1,17 +1,19 @@
 // implicitdiv._C routines of the tiled pairwise engine (pairwise_engine.h), over raw buffers.
 // Every buffer is contiguous; an address of 0 means "absent". Buffers of a batch of B elements
-// hold them one after the other. Outputs are float64 whatever the input dtype.
+// hold them one after the other. Outputs are of the input type (sums are taken in double and rounded
+// once).
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
 #include "buffers.h"
-#include "pairwise_engine.h"
-#include "pairwise_fused.h"
-#include "pairwise_points.h"
+#include "pairwise_mixture.h"
+#include "pairwise_passes.h"
 
 namespace py = pybind11;
 
@@ -35,43 +37,8 @@ void check_sizes(int64_t batch, int64_t n, int64_t m, int64_t D) {
   if (batch < 1 || n < 1 || m < 1 || D < 1) throw std::invalid_argument("batch, n, m and the feature length must be >= 1");
 }
 
-Shape sum_shape(int kernel, bool sym, bool exclude_diag, int64_t d, int64_t P) {
-  Shape sh;
-  const bool linear = kernel == static_cast<int>(Kernel::linear);
-  sh.score = linear ? Score::dot : Score::distance;
-  sh.alpha = linear ? 1.0 : -2.0;
-  sh.D = d;
-  sh.d = d;
-  sh.P = P;
-  sh.sym = sym;
-  sh.exclude_diag = exclude_diag;
-  return sh;
-}
-
-template <typename T>
-Side<T> side(const Points<T>& p, const T* weight) {
-  Side<T> s;
-  s.feat = p.features();
-  s.term = p.terms();
-  s.orig = p.coordinates();
-  s.weight = weight;
-  s.n = p.n;
-  return s;
-}
-
-// The two point sets of batch element b (y absent when sym), centered together.
-template <typename T>
-struct PointPair {
-  Points<T> x, y;
-  PointPair(const Shape& sh, const T* xb, int64_t n, const T* yb, int64_t m)
-      : x(xb, n, sh.d, sh.score == Score::distance, center(sh, xb, n, yb, m)),
-        y(yb ? yb : xb, yb ? m : 0, sh.d, sh.score == Score::distance && yb, center(sh, xb, n, yb, m)) {}
-  static std::vector<double> center(const Shape& sh, const T* xb, int64_t n, const T* yb, int64_t m) {
-    if (sh.score != Score::distance) return std::vector<double>(sh.d, 0.0);
-    return finite_center(xb, n, yb, m, sh.d);
-  }
-};
-
+// out (B, P) = sum_ij a_ip k(x_i, y_j) b_jp; NaN for a batch element whose points or weights hold a
+// NaN or an Inf.
 template <typename T>
 void sum_forward_t(int kernel, const std::vector<double>& bandwidths, bool sym, bool exclude_diag, int64_t batch,
                    int64_t n, int64_t m, int64_t d, int64_t P, std::uintptr_t x, std::uintptr_t a, std::uintptr_t y,
@@ -81,9 +48,18 @@ void sum_forward_t(int kernel, const std::vector<double>& bandwidths, bool sym, 
   const int workers = engine::workers_for(threads, n, m, d + 4 * P);
   for (int64_t e = 0; e < batch; ++e) {
     const PointPair<T> pts(sh, at<T>(x, e * n * d), n, sym ? nullptr : at<T>(y, e * m * d), m);
-    const Side<T> R = side(pts.x, at<T>(a, e * n * P));
-    const Side<T> C = sym ? R : side(pts.y, at<T>(b, e * m * P));
-    engine::sum_forward(sh, map, R, C, at_out(out, e * P), workers);
+    const T* ae = at<T>(a, e * n * P);
+    const T* be = sym ? nullptr : at<T>(b, e * m * P);
+    T* oute = ptr<T>(out) + e * P;
+    if (!(pts.center.finite && all_finite(ae, n * P) && (sym || all_finite(be, m * P)))) {
+      fill_nan(oute, P);
+      continue;
+    }
+    const Side<T> R = side(pts.x, ae);
+    const Side<T> C = sym ? R : side(pts.y, be);
+    std::vector<double> sums(P);
+    engine::sum_forward(sh, map, R, C, sums.data(), workers);
+    round_into(sums, oute);
   }
 }
 
@@ -124,8 +100,8 @@ void sum_rows_backward_t(int kernel, const std::vector<double>& bandwidths, bool
 }
 
 // The training pass (pairwise_fused.h), one weight column: out (B) and the gradients of out for an
-// upstream gradient of 1, gx, ga and, unless sym, gy, gb (0: not wanted). For a symmetric sum the row
-// and column sums belong to the same points and add up; its points sit on both sides, hence 2.
+// upstream gradient of 1, gx, ga and, unless sym, gy, gb (0: not wanted); NaN, value and gradients,
+// for a batch element whose points or weights hold a NaN or an Inf.
 template <typename T>
 void sum_fused_t(int kernel, const std::vector<double>& bandwidths, bool sym, bool exclude_diag, int64_t batch,
                  int64_t n, int64_t m, int64_t d, std::uintptr_t x, std::uintptr_t a, std::uintptr_t y,
@@ -133,84 +109,96 @@ void sum_fused_t(int kernel, const std::vector<double>& bandwidths, bool sym, bo
                  std::uintptr_t gb, int threads) {
   const KernelMap<T> map(kernel, bandwidths);
   const Shape sh = sum_shape(kernel, sym, exclude_diag, d, 1);
-  const int workers = engine::workers_for(threads, n, m, 3 * d + 8);
-  const bool want_f = gx || gy;
-  const int64_t cm = sym ? n : m;
-  std::vector<double> gf(want_f ? n * d : 0), rowsum(want_f ? n : 0), direct(want_f ? n * d : 0), kw(n);
-  std::vector<double> cgf(want_f ? cm * d : 0), colsum(want_f ? cm : 0), ckw(cm);
-  const double factor = sym ? 2.0 : 1.0;
+  const bool cross = !sym;
+  std::vector<double> agx(gx ? n * d : 0), aga(ga ? n : 0), agy(gy && cross ? m * d : 0), agb(gb && cross ? m : 0);
   for (int64_t e = 0; e < batch; ++e) {
-    const PointPair<T> pts(sh, at<T>(x, e * n * d), n, sym ? nullptr : at<T>(y, e * m * d), m);
+    const PointPair<T> pts(sh, at<T>(x, e * n * d), n, cross ? at<T>(y, e * m * d) : nullptr, m);
     const T* ae = at<T>(a, e * n);
-    const Side<T> R = side(pts.x, ae);
-    const Side<T> C = sym ? R : side(pts.y, at<T>(b, e * m));
-    const bool distance = sh.score == Score::distance;
-    engine::RowGrads<T> ro;
-    ro.gf = want_f ? gf.data() : nullptr;
-    ro.rowsum = want_f ? rowsum.data() : nullptr;
-    ro.direct = want_f && distance ? direct.data() : nullptr;
-    ro.kw = kw.data();
-    engine::ColGrads co;
-    co.gf = want_f ? cgf.data() : nullptr;
-    co.colsum = want_f ? colsum.data() : nullptr;
-    co.kw = ckw.data();
-    engine::sum_fused(sh, map, R, C, want_f, ro, co, workers);
-    if (sym) {
-      for (int64_t i = 0; i < n; ++i) kw[i] += ckw[i];
-      if (want_f) {
-        for (int64_t i = 0; i < n; ++i) rowsum[i] += colsum[i];
-        for (int64_t k = 0; k < n * d; ++k) gf[k] += cgf[k];
-      }
+    const T* be = cross ? at<T>(b, e * m) : ae;
+    T* gxe = gx ? ptr<T>(gx) + e * n * d : nullptr;
+    T* gae = ga ? ptr<T>(ga) + e * n : nullptr;
+    T* gye = gy && cross ? ptr<T>(gy) + e * m * d : nullptr;
+    T* gbe = gb && cross ? ptr<T>(gb) + e * m : nullptr;
+    if (!(pts.center.finite && all_finite(ae, n) && (sym || all_finite(be, m)))) {
+      ptr<T>(out)[e] = std::numeric_limits<T>::quiet_NaN();
+      fill_nan(gxe, n * d), fill_nan(gae, n), fill_nan(gye, m * d), fill_nan(gbe, m);
+      continue;
     }
-    double total = 0.0;
-    for (int64_t i = 0; i < n; ++i) total += static_cast<double>(ae[i]) * kw[i];
-    ptr<double>(out)[e] = total;
-    if (gx) pts.x.gradient(gf.data(), rowsum.data(), distance ? direct.data() : nullptr, factor, ptr<T>(gx) + e * n * d);
-    if (ga)
-      for (int64_t i = 0; i < n; ++i) ptr<T>(ga)[e * n + i] = static_cast<T>(factor * kw[i]);
-    if (!sym && gy) pts.y.gradient(cgf.data(), colsum.data(), nullptr, 1.0, ptr<T>(gy) + e * m * d);
-    if (!sym && gb)
-      for (int64_t j = 0; j < m; ++j) ptr<T>(gb)[e * m + j] = static_cast<T>(ckw[j]);
+    for (auto* v : {&agx, &aga, &agy, &agb}) std::fill(v->begin(), v->end(), 0.0);
+    GradAcc acc;
+    acc.gx = gxe ? agx.data() : nullptr;
+    acc.ga = gae ? aga.data() : nullptr;
+    acc.gy = gye ? agy.data() : nullptr;
+    acc.gb = gbe ? agb.data() : nullptr;
+    ptr<T>(out)[e] = static_cast<T>(fused_pass(sh, map, pts.x, ae, pts.y, be, 1.0, acc, threads));
+    if (gxe) round_into(agx, gxe);
+    if (gae) round_into(aga, gae);
+    if (gye) round_into(agy, gye);
+    if (gbe) round_into(agb, gbe);
+  }
+}
+
+// MMD^2 of each batch element, its three sums in one call:
+//   biased    1/N^2 sum_ij k(x_i, x_j) + 1/M^2 sum_ij k(y_i, y_j) - 2/(NM) sum_ij k(x_i, y_j)
+//   unbiased  1/(N(N-1)) sum_{i!=j} k(x_i, x_j) + 1/(M(M-1)) sum_{i!=j} k(y_i, y_j) - 2/(NM) sum_ij k(x_i, y_j)
+// with the points centered once for all three. With gx or gy (0: not wanted) each sum runs its
+// training pass and the gradients of out for an upstream gradient of 1 are written too. NaN, value
+// and gradients, for a batch element holding a NaN or an Inf.
+template <typename T>
+void mmd2_t(int kernel, const std::vector<double>& bandwidths, bool unbiased, int64_t batch, int64_t n, int64_t m,
+            int64_t d, std::uintptr_t x, std::uintptr_t y, std::uintptr_t out, std::uintptr_t gx, std::uintptr_t gy,
+            int threads) {
+  const KernelMap<T> map(kernel, bandwidths);
+  const Shape sym = sum_shape(kernel, true, unbiased, d, 1), cross = sum_shape(kernel, false, false, d, 1);
+  const double nn = static_cast<double>(n), mm = static_cast<double>(m);
+  const std::vector<T> ax(n, static_cast<T>(unbiased ? 1.0 / std::sqrt(nn * (nn - 1.0)) : 1.0 / nn));
+  const std::vector<T> ay(m, static_cast<T>(unbiased ? 1.0 / std::sqrt(mm * (mm - 1.0)) : 1.0 / mm));
+  const std::vector<T> axy(n, static_cast<T>(1.0 / nn)), bxy(m, static_cast<T>(-2.0 / mm));
+  std::vector<double> agx(gx ? n * d : 0), agy(gy ? m * d : 0);
+  for (int64_t e = 0; e < batch; ++e) {
+    const PointPair<T> pts(cross, at<T>(x, e * n * d), n, at<T>(y, e * m * d), m);
+    T* gxe = gx ? ptr<T>(gx) + e * n * d : nullptr;
+    T* gye = gy ? ptr<T>(gy) + e * m * d : nullptr;
+    T* oute = ptr<T>(out) + e;
+    if (!pts.center.finite) {
+      *oute = std::numeric_limits<T>::quiet_NaN();
+      fill_nan(gxe, n * d), fill_nan(gye, m * d);
+      continue;
+    }
+    if (!gxe && !gye) {
+      const Side<T> X = side(pts.x, ax.data()), Y = side(pts.y, ay.data());
+      *oute = static_cast<T>(forward_pass(sym, map, X, X, threads) + forward_pass(sym, map, Y, Y, threads) +
+                             forward_pass(cross, map, side(pts.x, axy.data()), side(pts.y, bxy.data()), threads));
+      continue;
+    }
+    std::fill(agx.begin(), agx.end(), 0.0), std::fill(agy.begin(), agy.end(), 0.0);
+    GradAcc on_x, on_y, on_both;
+    on_x.gx = on_both.gx = gxe ? agx.data() : nullptr;
+    on_y.gx = on_both.gy = gye ? agy.data() : nullptr;
+    *oute = static_cast<T>(fused_pass(sym, map, pts.x, ax.data(), pts.x, ax.data(), 1.0, on_x, threads) +
+                           fused_pass(sym, map, pts.y, ay.data(), pts.y, ay.data(), 1.0, on_y, threads) +
+                           fused_pass(cross, map, pts.x, axy.data(), pts.y, bxy.data(), 1.0, on_both, threads));
+    if (gxe) round_into(agx, gxe);
+    if (gye) round_into(agy, gye);
   }
 }
 
 template <typename T>
-void mixture_forward_t(int64_t n, int64_t m, int64_t D, std::uintptr_t z_feat, std::uintptr_t comp_feat,
-                       std::uintptr_t comp_term, std::uintptr_t out, int threads) {
-  Shape sh;
-  sh.score = Score::mixture;
-  sh.D = D;
-  Side<T> R, C;
-  R.feat = at<T>(z_feat, 0);
-  R.n = n;
-  C.feat = at<T>(comp_feat, 0);
-  C.term = at<T>(comp_term, 0);
-  C.n = m;
-  engine::lse_forward(sh, R, C, at_out(out, 0), engine::workers_for(threads, n, m, D + 8));
+void mixture_forward_t(int64_t n, int64_t m, int64_t d, std::uintptr_t z, std::uintptr_t means, std::uintptr_t logvars,
+                       std::uintptr_t out, int threads) {
+  const MixtureSides<T> sides(ptr<const T>(z), ptr<const T>(means), ptr<const T>(logvars), n, m, d);
+  std::vector<double> rows(n);
+  sides.forward(rows.data(), threads);
+  round_into(rows, ptr<T>(out));
 }
 
 template <typename T>
-void mixture_rows_backward_t(bool z_is_row, int64_t n, int64_t m, int64_t D, std::uintptr_t row_feat,
-                             std::uintptr_t row_term, std::uintptr_t col_feat, std::uintptr_t col_term,
-                             std::uintptr_t z_lse, std::uintptr_t z_grad, std::uintptr_t gf, std::uintptr_t rowsum,
-                             int threads) {
-  Shape sh;
-  sh.score = Score::mixture;
-  sh.D = D;
-  Side<T> R, C;
-  R.feat = at<T>(row_feat, 0);
-  R.term = at<T>(row_term, 0);
-  R.n = n;
-  C.feat = at<T>(col_feat, 0);
-  C.term = at<T>(col_term, 0);
-  C.n = m;
-  Side<T>& z = z_is_row ? R : C;
-  z.lse = at<T>(z_lse, 0);
-  z.grad = at<T>(z_grad, 0);
-  engine::RowGrads<T> g;
-  g.gf = at_out(gf, 0);
-  g.rowsum = at_out(rowsum, 0);
-  engine::rows_backward<T>(sh, nullptr, R, C, z_is_row, g, engine::workers_for(threads, n, m, 2 * D + 8));
+void mixture_backward_t(int64_t n, int64_t m, int64_t d, std::uintptr_t z, std::uintptr_t means, std::uintptr_t logvars,
+                        std::uintptr_t out, std::uintptr_t g, std::uintptr_t gz, std::uintptr_t gm, std::uintptr_t glv,
+                        int threads) {
+  const MixtureSides<T> sides(ptr<const T>(z), ptr<const T>(means), ptr<const T>(logvars), n, m, d);
+  sides.backward(ptr<const T>(out), ptr<const T>(g), gz ? ptr<T>(gz) : nullptr, gm ? ptr<T>(gm) : nullptr,
+                 glv ? ptr<T>(glv) : nullptr, threads);
 }
 
 void sum_forward(bool is_double, int kernel, std::vector<double> bandwidths, bool sym, bool exclude_diag,
@@ -250,35 +238,44 @@ void sum_fused(bool is_double, int kernel, std::vector<double> bandwidths, bool 
     sum_fused_t<float>(kernel, bandwidths, sym, exclude_diag, batch, n, m, d, x, a, y, b, out, gx, ga, gy, gb, threads);
 }
 
-void mixture_forward(bool is_double, int64_t n, int64_t m, int64_t D, std::uintptr_t z_feat, std::uintptr_t comp_feat,
-                     std::uintptr_t comp_term, std::uintptr_t out, int threads) {
-  check_sizes(1, n, m, D);
+void mmd2(bool is_double, int kernel, std::vector<double> bandwidths, bool unbiased, int64_t batch, int64_t n,
+          int64_t m, int64_t d, std::uintptr_t x, std::uintptr_t y, std::uintptr_t out, std::uintptr_t gx,
+          std::uintptr_t gy, int threads) {
+  check_sizes(batch, n, m, d);
+  if (unbiased && (n < 2 || m < 2)) throw std::invalid_argument("the unbiased MMD^2 needs at least 2 points per set");
   py::gil_scoped_release release;
   if (is_double)
-    mixture_forward_t<double>(n, m, D, z_feat, comp_feat, comp_term, out, threads);
+    mmd2_t<double>(kernel, bandwidths, unbiased, batch, n, m, d, x, y, out, gx, gy, threads);
   else
-    mixture_forward_t<float>(n, m, D, z_feat, comp_feat, comp_term, out, threads);
+    mmd2_t<float>(kernel, bandwidths, unbiased, batch, n, m, d, x, y, out, gx, gy, threads);
 }
 
-void mixture_rows_backward(bool is_double, bool z_is_row, int64_t n, int64_t m, int64_t D, std::uintptr_t row_feat,
-                           std::uintptr_t row_term, std::uintptr_t col_feat, std::uintptr_t col_term,
-                           std::uintptr_t z_lse, std::uintptr_t z_grad, std::uintptr_t gf, std::uintptr_t rowsum,
-                           int threads) {
-  check_sizes(1, n, m, D);
+void mixture_forward(bool is_double, int64_t n, int64_t m, int64_t d, std::uintptr_t z, std::uintptr_t means,
+                     std::uintptr_t logvars, std::uintptr_t out, int threads) {
+  check_sizes(1, n, m, d);
   py::gil_scoped_release release;
   if (is_double)
-    mixture_rows_backward_t<double>(z_is_row, n, m, D, row_feat, row_term, col_feat, col_term, z_lse, z_grad, gf,
-                                    rowsum, threads);
+    mixture_forward_t<double>(n, m, d, z, means, logvars, out, threads);
   else
-    mixture_rows_backward_t<float>(z_is_row, n, m, D, row_feat, row_term, col_feat, col_term, z_lse, z_grad, gf,
-                                   rowsum, threads);
+    mixture_forward_t<float>(n, m, d, z, means, logvars, out, threads);
+}
+
+void mixture_backward(bool is_double, int64_t n, int64_t m, int64_t d, std::uintptr_t z, std::uintptr_t means,
+                      std::uintptr_t logvars, std::uintptr_t out, std::uintptr_t g, std::uintptr_t gz,
+                      std::uintptr_t gm, std::uintptr_t glv, int threads) {
+  check_sizes(1, n, m, d);
+  py::gil_scoped_release release;
+  if (is_double)
+    mixture_backward_t<double>(n, m, d, z, means, logvars, out, g, gz, gm, glv, threads);
+  else
+    mixture_backward_t<float>(n, m, d, z, means, logvars, out, g, gz, gm, glv, threads);
 }
 
 }  // namespace
 
 void bind_pairwise(py::module_& m) {
   m.def("pairwise_sum_forward", &sum_forward,
-        "out (B, P) float64 = sum_ij a_ip k(x_i, y_j) b_jp, tiled (sym: y = x, each unordered tile pair once)",
+        "out (B, P) = sum_ij a_ip k(x_i, y_j) b_jp, tiled (sym: y = x, each unordered tile pair once)",
         py::arg("is_double"), py::arg("kernel"), py::arg("bandwidths"), py::arg("sym"), py::arg("exclude_diag"),
         py::arg("batch"), py::arg("n"), py::arg("m"), py::arg("d"), py::arg("p"), py::arg("x"), py::arg("a"),
         py::arg("y"), py::arg("b"), py::arg("out"), py::arg("threads"));
@@ -289,20 +286,28 @@ void bind_pairwise(py::module_& m) {
         py::arg("batch"), py::arg("n"), py::arg("m"), py::arg("d"), py::arg("p"), py::arg("x"), py::arg("a"),
         py::arg("y"), py::arg("b"), py::arg("g"), py::arg("factor"), py::arg("gx"), py::arg("ga"), py::arg("threads"));
   m.def("pairwise_sum_fused", &sum_fused,
-        "out (B) float64 = sum_ij a_i k(x_i, y_j) b_j and its gradients gx, ga, gy, gb for an upstream gradient of "
+        "out (B) = sum_ij a_i k(x_i, y_j) b_j and its gradients gx, ga, gy, gb for an upstream gradient of "
         "1, from one pass over the pairs (sym: y = x, b = a; gy, gb unused); 0 for a gradient not wanted",
         py::arg("is_double"), py::arg("kernel"), py::arg("bandwidths"), py::arg("sym"), py::arg("exclude_diag"),
         py::arg("batch"), py::arg("n"), py::arg("m"), py::arg("d"), py::arg("x"), py::arg("a"), py::arg("y"),
         py::arg("b"), py::arg("out"), py::arg("gx"), py::arg("ga"), py::arg("gy"), py::arg("gb"), py::arg("threads"));
+  m.def("pairwise_mmd2", &mmd2,
+        "out (B) = MMD^2 of x (B, n, d) and y (B, m, d), biased or unbiased, its three sums in one call; "
+        "with gx / gy (0: not wanted) also the gradients of out for an upstream gradient of 1 (training pass); "
+        "NaN, value and gradients, for a batch element holding a NaN or an Inf",
+        py::arg("is_double"), py::arg("kernel"), py::arg("bandwidths"), py::arg("unbiased"), py::arg("batch"),
+        py::arg("n"), py::arg("m"), py::arg("d"), py::arg("x"), py::arg("y"), py::arg("out"), py::arg("gx"),
+        py::arg("gy"), py::arg("threads"));
   m.def("pairwise_mixture_forward", &mixture_forward,
-        "out (n) = logsumexp_j (<f_i, f_j> + t_j) - log m, tiled", py::arg("is_double"), py::arg("n"), py::arg("m"),
-        py::arg("features"), py::arg("z_feat"), py::arg("comp_feat"), py::arg("comp_term"), py::arg("out"),
+        "out (n) = log (1/m) sum_j N(z_i; means_j, diag exp(logvars_j)), tiled; NaN in a row whose z holds a "
+        "NaN or an Inf, and everywhere when a component does",
+        py::arg("is_double"), py::arg("n"), py::arg("m"), py::arg("d"), py::arg("z"), py::arg("means"),
+        py::arg("logvars"), py::arg("out"), py::arg("threads"));
+  m.def("pairwise_mixture_backward", &mixture_backward,
+        "gz (n, d), gm and glv (m, d) of <out, g> (0: not wanted), out the forward's result in the input type",
+        py::arg("is_double"), py::arg("n"), py::arg("m"), py::arg("d"), py::arg("z"), py::arg("means"),
+        py::arg("logvars"), py::arg("out"), py::arg("g"), py::arg("gz"), py::arg("gm"), py::arg("glv"),
         py::arg("threads"));
-  m.def("pairwise_mixture_rows_backward", &mixture_rows_backward,
-        "per row: sum_j G_ij f_j and sum_j G_ij with G = g_z exp(score - lse_z), z the rows or the columns",
-        py::arg("is_double"), py::arg("z_is_row"), py::arg("n"), py::arg("m"), py::arg("features"),
-        py::arg("row_feat"), py::arg("row_term"), py::arg("col_feat"), py::arg("col_term"), py::arg("z_lse"),
-        py::arg("z_grad"), py::arg("gf"), py::arg("rowsum"), py::arg("threads"));
 }
 
 }  // namespace implicitdiv

@@ -14,9 +14,16 @@
 
 namespace implicitdiv {
 
-// Mean over the rows of the given (rows, d) sets whose entries are all finite; 0 if there are none.
+// A shared center of two point sets, and whether every row was finite.
+struct Center {
+  std::vector<double> c;
+  bool finite;
+};
+
+// Mean over the rows of the given (rows, d) sets whose entries are all finite (0 if there are
+// none), and whether all rows were.
 template <typename T>
-std::vector<double> finite_center(const T* a, int64_t na, const T* b, int64_t nb, int64_t d) {
+Center finite_center(const T* a, int64_t na, const T* b, int64_t nb, int64_t d) {
   std::vector<double> c(d, 0.0);
   int64_t count = 0;
   auto add = [&](const T* x, int64_t n) {
@@ -33,7 +40,7 @@ std::vector<double> finite_center(const T* a, int64_t na, const T* b, int64_t nb
   if (b) add(b, nb);
   if (count > 0)
     for (double& v : c) v /= static_cast<double>(count);
-  return c;
+  return Center{c, count == na + (b ? nb : 0)};
 }
 
 template <typename T>
@@ -64,15 +71,20 @@ struct Points {
   const T* coordinates() const { return distance ? x : nullptr; }
 
   // grad x (n, d) = factor * the chain rule above, from the row pass's sums (see RowGrads; direct
-  // may be null when the near pairs' terms are already in gf, negated, as in ColGrads).
+  // may be null when the near pairs' terms are already in gf, negated, as in ColGrads): written
+  // (rounded to T) into out, or added into the double accumulator acc.
+  double chain(const double* gf, const double* rowsum, const double* direct, int64_t i, int64_t k) const {
+    const int64_t e = i * d + k;
+    const double near = direct ? direct[e] : 0.0;
+    return distance ? 2.0 * (static_cast<double>(feat.get()[e]) * rowsum[i] - gf[e] + near) : gf[e];
+  }
   void gradient(const double* gf, const double* rowsum, const double* direct, double factor, T* out) const {
     for (int64_t i = 0; i < n; ++i)
-      for (int64_t k = 0; k < d; ++k) {
-        const int64_t e = i * d + k;
-        const double near = direct ? direct[e] : 0.0;
-        const double g = distance ? 2.0 * (static_cast<double>(feat.get()[e]) * rowsum[i] - gf[e] + near) : gf[e];
-        out[e] = static_cast<T>(factor * g);
-      }
+      for (int64_t k = 0; k < d; ++k) out[i * d + k] = static_cast<T>(factor * chain(gf, rowsum, direct, i, k));
+  }
+  void add_gradient(const double* gf, const double* rowsum, const double* direct, double factor, double* acc) const {
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t k = 0; k < d; ++k) acc[i * d + k] += factor * chain(gf, rowsum, direct, i, k);
   }
 };
 

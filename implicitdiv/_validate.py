@@ -97,11 +97,16 @@ def positive_int(value, name: str, minimum: int = 1) -> int:
     return value
 
 
+# Below this many elements all_finite uses isfinite().all(): aminmax's reduction is parallelized
+# even for a few elements, and waking torch's second worker costs more than the work there.
+SMALL_SCAN = 1 << 15
+
+
 def all_finite(t: torch.Tensor, dim: int | None = None) -> torch.Tensor:
     """Whether every value of t (along dim) is finite, in one pass: min and max are both finite
     exactly when there is no NaN (both propagate it) and no +-Inf. torch.isfinite(t).all() writes a
     bool copy and costs 10-20x more on large inputs."""
-    if t.numel() == 0:
+    if t.numel() < SMALL_SCAN:
         return torch.isfinite(t).all() if dim is None else torch.isfinite(t).all(dim)
     lo, hi = torch.aminmax(t) if dim is None else torch.aminmax(t, dim=dim)
     return torch.isfinite(lo) & torch.isfinite(hi)

@@ -91,9 +91,25 @@ def _device_ok(backend: str, device: torch.device) -> bool:
     return False
 
 
+# (backend asked for, function, device type) -> backend, for the outcomes that neither warn nor raise:
+# every call of a public function resolves its backend, which small calls feel.
+_resolved: dict[tuple[str, str, str], str] = {}
+
+
 def resolve(backend: str | None, function: str, device: torch.device) -> str:
     """The backend that runs ``function`` on tensors of ``device``."""
     name = current_backend() if backend is None else backend
+    key = (name, function, device.type)
+    found = _resolved.get(key)
+    if found is not None:
+        return found
+    found = _resolve(name, function, device)
+    if name != "auto" or found != "reference":  # an auto fallback warns once; not memoized
+        _resolved[key] = found
+    return found
+
+
+def _resolve(name: str, function: str, device: torch.device) -> str:
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
     if name == "reference":
@@ -107,7 +123,7 @@ def resolve(backend: str | None, function: str, device: torch.device) -> str:
             warnings.warn(
                 f"implicitdiv: no fused {function} for {device.type} tensors here; using the reference",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         return "reference"
     if not _device_ok(name, device):

@@ -5,6 +5,7 @@ import torch
 
 from . import _validate as check
 from .backend import resolve
+from .ops import gaussian as ops
 from .ops import pairwise as pairwise_ops
 from .reference import gaussian as ref
 
@@ -21,6 +22,8 @@ def _operands(names_and_tensors: dict) -> list[torch.Tensor]:
     for n, t in items[1:]:
         if t.shape[-1] != d:
             raise ValueError(f"trailing dims differ: {items[0][0]} has {d}, {n} has {t.shape[-1]}")
+    if all(t.shape == items[0][1].shape for _, t in items[1:]):
+        return [t for _, t in items]
     try:
         return list(torch.broadcast_tensors(*names_and_tensors.values()))
     except RuntimeError:
@@ -28,30 +31,15 @@ def _operands(names_and_tensors: dict) -> list[torch.Tensor]:
         raise ValueError(f"shapes do not broadcast: {shapes}") from None
 
 
-def _fast(function: str, backend, device):
-    name = resolve(backend, function, device)
-    if name == "reference":
-        return None
-    from .ops import gaussian as ops  # only the fused backends need it
-
-    return lambda *args: getattr(ops, function)(*args, backend=name)
-
-
 def _reduce(per_row: torch.Tensor, reduction: str) -> torch.Tensor:
     return per_row.mean() if reduction == "mean" else per_row.sum() if reduction == "sum" else per_row
 
 
 def _finite_rule(out: torch.Tensor, reduction: str, *inputs: torch.Tensor) -> torch.Tensor:
-    """NaN or Inf in a row's inputs gives NaN (not a finite limit such as exp(-inf) = 0).
-
-    For gaussian_nll, kl_std_normal and kl_gaussians a row holding NaN or +-Inf is +Inf or NaN
-    (every row is a sum of terms that are finite, +Inf or NaN, never -Inf), so a reduced result
-    that is finite had only finite inputs: on the CPU outside torch.compile, checking that one
-    value skips the pass over every input (which costs as much as the fused op at large sizes)."""
+    """NaN or Inf in a row's inputs gives NaN (not a +Inf or a finite limit such as exp(-inf) = 0).
+    The reference needs it applied; the fused ops apply it in their own pass over the inputs."""
     if reduction == "none":
         return check.nan_where_nonfinite_rows(out, *inputs)
-    if out.device.type == "cpu" and not torch.compiler.is_compiling() and bool(torch.isfinite(out)):
-        return out
     return check.nan_unless_finite(out, *inputs)
 
 
@@ -64,9 +52,10 @@ def gaussian_nll(z, mean, logvar, *, reduction="mean", backend=None):
     dims must agree."""
     check.reduction(reduction)
     z, mean, logvar = _operands({"z": z, "mean": mean, "logvar": logvar})
-    fast = _fast("gaussian_nll", backend, z.device)
-    out = fast(z, mean, logvar, reduction) if fast is not None else _reduce(ref.gaussian_nll(z, mean, logvar), reduction)
-    return _finite_rule(out, reduction, z, mean, logvar)
+    name = resolve(backend, "gaussian_nll", z.device)
+    if name != "reference":
+        return ops.gaussian_nll(z, mean, logvar, reduction, backend=name)
+    return _finite_rule(_reduce(ref.gaussian_nll(z, mean, logvar), reduction), reduction, z, mean, logvar)
 
 
 def kl_std_normal(mean, logvar, *, reduction="mean", backend=None):
@@ -74,9 +63,10 @@ def kl_std_normal(mean, logvar, *, reduction="mean", backend=None):
     over the last dim, then reduced."""
     check.reduction(reduction)
     mean, logvar = _operands({"mean": mean, "logvar": logvar})
-    fast = _fast("kl_std_normal", backend, mean.device)
-    out = fast(mean, logvar, reduction) if fast is not None else _reduce(ref.kl_std_normal(mean, logvar), reduction)
-    return _finite_rule(out, reduction, mean, logvar)
+    name = resolve(backend, "kl_std_normal", mean.device)
+    if name != "reference":
+        return ops.kl_std_normal(mean, logvar, reduction, backend=name)
+    return _finite_rule(_reduce(ref.kl_std_normal(mean, logvar), reduction), reduction, mean, logvar)
 
 
 def kl_gaussians(mean_q, logvar_q, mean_p, logvar_p, *, reduction="mean", backend=None):
@@ -85,9 +75,10 @@ def kl_gaussians(mean_q, logvar_q, mean_p, logvar_p, *, reduction="mean", backen
         1/2 sum_k [lv_p - lv_q + exp(lv_q - lv_p) + (m_q - m_p)^2 exp(-lv_p) - 1]"""
     check.reduction(reduction)
     mq, lq, mp, lp = _operands({"mean_q": mean_q, "logvar_q": logvar_q, "mean_p": mean_p, "logvar_p": logvar_p})
-    fast = _fast("kl_gaussians", backend, mq.device)
-    out = fast(mq, lq, mp, lp, reduction) if fast is not None else _reduce(ref.kl_gaussians(mq, lq, mp, lp), reduction)
-    return _finite_rule(out, reduction, mq, lq, mp, lp)
+    name = resolve(backend, "kl_gaussians", mq.device)
+    if name != "reference":
+        return ops.kl_gaussians(mq, lq, mp, lp, reduction, backend=name)
+    return _finite_rule(_reduce(ref.kl_gaussians(mq, lq, mp, lp), reduction), reduction, mq, lq, mp, lp)
 
 
 def reparameterize(mean, logvar, eps=None, *, backend=None):
@@ -103,9 +94,9 @@ def reparameterize(mean, logvar, eps=None, *, backend=None):
     ops_in = _operands(tensors)
     mean, logvar = ops_in[0], ops_in[1]
     eps = ops_in[2] if eps is not None else torch.randn_like(mean)
-    fast = _fast("reparameterize", backend, mean.device)
-    if fast is not None:
-        return fast(mean, logvar, eps)
+    name = resolve(backend, "reparameterize", mean.device)
+    if name != "reference":
+        return ops.reparameterize(mean, logvar, eps, backend=name)
     return ref.reparameterize(mean, logvar, eps)
 
 
@@ -131,5 +122,7 @@ def gaussian_mixture_logpdf(z, means, logvars, *, backend=None):
         raise ValueError(f"trailing dims differ: z has d = {z.shape[1]}, means has d = {means.shape[1]}")
     name = resolve(backend, "gaussian_mixture_logpdf", z.device)
     out = pairwise_ops.mixture_logpdf(z, means, logvars, name)
+    if name != "reference":  # the fused ops apply the NaN rule in their own pass over the inputs
+        return out
     out = check.nan_where_nonfinite_rows(out, z)
     return check.nan_unless_finite(out, means, logvars)

@@ -1,6 +1,8 @@
 """Public kernel sums: sum_ij a_i k(x_i, y_j) b_j over all pairs of two sample sets."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from . import _validate as check
@@ -25,24 +27,36 @@ def canonical_weights(w, name: str, samples: torch.Tensor, batched: bool):
     raise ValueError(f"{name} must have shape {want}, got {tuple(w.shape)}")
 
 
-def canonical(x, y, x_weights, y_weights):
-    """Validated inputs in the engine's shapes: x (B, N, d), y (B, M, d), a (B, N, P), b (B, M, P),
-    plus a function giving the result its public shape."""
-    check.matching_samples(x, y)
+class Canonical(NamedTuple):
+    """Validated kernel-sum inputs in the engine's shapes, and the public shape of the result."""
+    x: torch.Tensor  # (B, N, d)
+    y: torch.Tensor  # (B, M, d)
+    a: torch.Tensor  # (B, N, P)
+    b: torch.Tensor  # (B, M, P)
+    x_columns: int  # P of x_weights as given, 0 for a vector (or None)
+    y_columns: int
+    shape: tuple  # the result's: (B,) for batched samples, then (P,) when either weight has columns
+
+    def shape_result(self, out: torch.Tensor) -> torch.Tensor:
+        """(B, P) -> the public shape."""
+        return out.reshape(self.shape)
+
+
+def canonical(x, y, x_weights, y_weights, allow_empty: bool = False) -> Canonical:
+    """x, y and their weights (None: ones) checked and brought to the engine's shapes; allow_empty
+    admits N = 0 or M = 0 (a shard of a distributed sample)."""
+    check.matching_samples(x, y, allow_empty=allow_empty)
     batched = x.dim() == 3
     a, a_cols = canonical_weights(x_weights, "x_weights", x, batched)
     b, b_cols = canonical_weights(y_weights, "y_weights", y, batched)
     if a_cols and b_cols and a.shape[-1] != b.shape[-1]:
         raise ValueError(f"x_weights has P = {a.shape[-1]} columns but y_weights has P = {b.shape[-1]}")
     p = max(a.shape[-1], b.shape[-1])
-    a, b = a.expand(-1, -1, p), b.expand(-1, -1, p)
+    a = a if a.shape[-1] == p else a.expand(-1, -1, p)
+    b = b if b.shape[-1] == p else b.expand(-1, -1, p)
     xb, yb = (x, y) if batched else (x.unsqueeze(0), y.unsqueeze(0))
-
-    def shape_result(out):  # (B, P) -> public shape
-        out = out if (a_cols or b_cols) else out[..., 0]
-        return out if batched else out[0]
-
-    return xb, yb, a, b, shape_result
+    shape = ((xb.shape[0],) if batched else ()) + ((p,) if (a_cols or b_cols) else ())
+    return Canonical(xb, yb, a, b, a.shape[-1] if a_cols else 0, b.shape[-1] if b_cols else 0, shape)
 
 
 def kernel_sum(x, y, *, kernel="rbf", bandwidth=1.0, x_weights=None, y_weights=None, backend=None, precision="ieee"):
@@ -68,10 +82,12 @@ def kernel_sum(x, y, *, kernel="rbf", bandwidth=1.0, x_weights=None, y_weights=N
     check.choice(kernel, "kernel", KERNELS)
     check.choice(precision, "precision", ops.PRECISIONS)
     bandwidths = check.bandwidths(bandwidth)
-    xb, yb, a, b, shape_result = canonical(x, y, x_weights, y_weights)
+    c = canonical(x, y, x_weights, y_weights)
     name = resolve(backend, "kernel_sum", x.device)
     if y is x and y_weights is x_weights:  # one triangle of the pairs is enough
-        out = ops.kernel_sum_sym(xb, a, kernel, bandwidths, False, name, precision)
+        out = ops.kernel_sum_sym(c.x, c.a, kernel, bandwidths, False, name, precision)
     else:
-        out = ops.kernel_sum(xb, yb, a, b, kernel, bandwidths, name, precision)
-    return shape_result(check.nan_unless_finite(out, xb, yb, a, b, batched=True))
+        out = ops.kernel_sum(c.x, c.y, c.a, c.b, kernel, bandwidths, name, precision)
+    if name == "reference":  # the fused ops apply the NaN rule in their own pass over the points
+        out = check.nan_unless_finite(out, c.x, c.y, c.a, c.b, batched=True)
+    return c.shape_result(out)

@@ -21,6 +21,7 @@ import torch
 
 from . import _validate as check
 from .backend import resolve
+from .ops import ratio as ops
 from .reference import ratio as ref
 from .reference.ratio import FDIVERGENCES, KINDS
 
@@ -32,17 +33,9 @@ def _logits(t, name: str) -> torch.Tensor:
     return t
 
 
-def _fast(function: str, backend, device):
-    name = resolve(backend, function, device)
-    if name == "reference":
-        return None
-    from .ops import ratio as ops  # only the fused backends need it
-
-    return lambda *args: getattr(ops, function)(*args, backend=name)
-
-
 def _finite_rule(out, reduction: str, *inputs):
-    """NaN or Inf logits give NaN (not the finite limit some kinds reach, e.g. softplus(-inf) = 0)."""
+    """NaN or Inf logits give NaN (not the finite limit some kinds reach, e.g. softplus(-inf) = 0).
+    The reference needs it applied; the fused ops apply it in their own pass over the logits."""
     if reduction == "none":
         return check.nan_where_nonfinite(out, inputs[0])
     return check.nan_unless_finite(out, *inputs)
@@ -64,8 +57,10 @@ def discriminator_loss(real, fake, *, kind="gan", reduction="mean", backend=None
     _logits(real, "real")
     _logits(fake, "fake")
     check.same_kind(real=real, fake=fake)
-    fast = _fast("discriminator_loss", backend, real.device)
-    out = fast(real, fake, kind, reduction) if fast is not None else ref.discriminator_loss(real, fake, kind, reduction)
+    name = resolve(backend, "discriminator_loss", real.device)
+    if name != "reference":
+        return ops.discriminator_loss(real, fake, kind, reduction, backend=name)
+    out = ref.discriminator_loss(real, fake, kind, reduction)
     if reduction == "none":
         return _finite_rule(out[0], "none", real), _finite_rule(out[1], "none", fake)
     return _finite_rule(out, reduction, real, fake)
@@ -82,12 +77,10 @@ def generator_loss(fake, *, kind="gan", saturating=False, reduction="mean", back
     check.choice(kind, "kind", KINDS)
     check.reduction(reduction)
     _logits(fake, "fake")
-    fast = _fast("generator_loss", backend, fake.device)
-    if fast is not None:
-        out = fast(fake, kind, bool(saturating), reduction)
-    else:
-        out = ref.generator_loss(fake, kind, bool(saturating), reduction)
-    return _finite_rule(out, reduction, fake)
+    name = resolve(backend, "generator_loss", fake.device)
+    if name != "reference":
+        return ops.generator_loss(fake, kind, bool(saturating), reduction, backend=name)
+    return _finite_rule(ref.generator_loss(fake, kind, bool(saturating), reduction), reduction, fake)
 
 
 def adversarial_losses(real, fake, *, kind="gan", saturating=False, backend=None):
@@ -96,11 +89,10 @@ def adversarial_losses(real, fake, *, kind="gan", saturating=False, backend=None
     _logits(real, "real")
     _logits(fake, "fake")
     check.same_kind(real=real, fake=fake)
-    fast = _fast("adversarial_losses", backend, real.device)
-    if fast is not None:
-        d, g = fast(real, fake, kind, bool(saturating))
-    else:
-        d, g = ref.adversarial_losses(real, fake, kind, bool(saturating))
+    name = resolve(backend, "adversarial_losses", real.device)
+    if name != "reference":
+        return ops.adversarial_losses(real, fake, kind, bool(saturating), backend=name)
+    d, g = ref.adversarial_losses(real, fake, kind, bool(saturating))
     fake_ok = check.all_finite(fake)  # one pass over the fake logits serves both losses' NaN rule
     nan = float("nan")
     return torch.where(check.all_finite(real) & fake_ok, d, nan), torch.where(fake_ok, g, nan)
@@ -116,9 +108,10 @@ def fdiv_estimate(real, fake, *, divergence="kl", backend=None):
     _logits(real, "real")
     _logits(fake, "fake")
     check.same_kind(real=real, fake=fake)
-    fast = _fast("fdiv_estimate", backend, real.device)
-    out = fast(real, fake, divergence) if fast is not None else ref.fdiv_estimate(real, fake, divergence)
-    return _finite_rule(out, "mean", real, fake)
+    name = resolve(backend, "fdiv_estimate", real.device)
+    if name != "reference":
+        return ops.fdiv_estimate(real, fake, divergence, backend=name)
+    return _finite_rule(ref.fdiv_estimate(real, fake, divergence), "mean", real, fake)
 
 
 def log_density_ratio(logits, n_numer=None, n_denom=None):
@@ -145,6 +138,7 @@ def ratio_matching_loss(r_p, r_q, *, backend=None):
     _logits(r_p, "r_p")
     _logits(r_q, "r_q")
     check.same_kind(r_p=r_p, r_q=r_q)
-    fast = _fast("ratio_matching_loss", backend, r_p.device)
-    out = fast(r_p, r_q) if fast is not None else ref.ratio_matching_loss(r_p, r_q)
-    return _finite_rule(out, "mean", r_p, r_q)
+    name = resolve(backend, "ratio_matching_loss", r_p.device)
+    if name != "reference":
+        return ops.ratio_matching_loss(r_p, r_q, backend=name)
+    return _finite_rule(ref.ratio_matching_loss(r_p, r_q), "mean", r_p, r_q)

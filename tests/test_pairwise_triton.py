@@ -308,7 +308,8 @@ def compile_launches_for_sm90():
         flags = dataclasses.replace(tp.plan(x, x, kernel, (1.0,), precision, sym=True, exclude=True),
                                     bf16_as_f32=False).flags()
         rows = tp.blocks("rows", torch.device("cuda"), d, p, dtype)
-        _compile_for_sm90(pair_rows_kernel, types, dict(**flags, **rows.sums(), REDUCE=True))
+        _compile_for_sm90(pair_rows_kernel, types, dict(**flags, **rows.sums(), REDUCE=True, TRI=True))
+        _compile_for_sm90(pair_rows_kernel, types, dict(**flags, **rows.sums(), REDUCE=False, TRI=False))
         grad = tp.blocks("grad", torch.device("cuda"), d, p, dtype)
         _compile_for_sm90(pair_grad_kernel, types, dict(**flags, **grad.sums(), BDO=grad.out_feat))
     for ct, dtype in (("fp32", torch.float32), ("fp64", torch.float64)):

@@ -18,7 +18,9 @@ def test_precision_is_validated():
 def test_tf32_reaches_the_triton_kernels(monkeypatch):
     kernels = load("triton", "pairwise")
     seen = []
-    for name in ("kernel_sum_forward", "kernel_sum_sym_forward", "kernel_sum_backward", "kernel_sum_sym_backward"):
+    names = ("kernel_sum_forward", "kernel_sum_sym_forward", "kernel_sum_backward", "kernel_sum_sym_backward",
+             "mmd2_forward", "mmd2_backward")
+    for name in names:
         original = getattr(kernels, name)
 
         def spy(*args, _original=original, _name=name, **kw):
@@ -30,9 +32,10 @@ def test_tf32_reaches_the_triton_kernels(monkeypatch):
     y = torch.randn(7, 3, requires_grad=True)
     out = idv.mmd2(x, y, backend="triton", precision="tf32")
     out.backward()
+    idv.kernel_sum(x, y, backend="triton", precision="tf32").backward()
+    idv.kernel_sum(x, x, backend="triton", precision="tf32").backward()
     assert {p for _, p in seen} == {"tf32"}
-    assert {n for n, _ in seen} == {"kernel_sum_forward", "kernel_sum_sym_forward", "kernel_sum_backward",
-                                    "kernel_sum_sym_backward"}
+    assert {n for n, _ in seen} == set(names)
     # the interpreter has no tensor cores: tf32 computes as exact float32 there
     ieee = idv.mmd2(x.detach(), y.detach(), backend="triton")
     torch.testing.assert_close(out.detach(), ieee, rtol=1e-6, atol=1e-7)

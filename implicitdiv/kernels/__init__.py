@@ -3,6 +3,13 @@ functions with one protocol, so one autograd Function in implicitdiv.ops serves 
 import importlib
 
 
+_loaded: dict = {}
+
+
 def load(backend: str, family: str):
-    """The kernel module of ``family`` ("pairwise", "ratio", "gaussian") for ``backend``."""
-    return importlib.import_module(f"implicitdiv.kernels.{backend}.{family}")
+    """The kernel module of ``family`` ("pairwise", "ratio", "gaussian") for ``backend``, imported on
+    first use (importlib's lookup costs microseconds a call, which small calls feel)."""
+    module = _loaded.get((backend, family))
+    if module is None:
+        module = _loaded[(backend, family)] = importlib.import_module(f"implicitdiv.kernels.{backend}.{family}")
+    return module

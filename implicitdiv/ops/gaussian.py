@@ -25,7 +25,9 @@ import torch
 
 from ..kernels import load
 from ..reference import gaussian as ref
-from .ratio import reference_grads, scale_in_place
+from .library import fused_op
+from .in_place import scale_in_place
+from .reference_grads import reference_grads
 
 KIND = {"gaussian_nll": "nll", "kl_std_normal": "kl_std_normal", "kl_gaussians": "kl_gaussians",
         "reparameterize": "reparameterize"}
@@ -41,18 +43,18 @@ def _wanted_outputs(function, needs):
     return [True, needs[1], needs[2]]  # z itself, dz/dlv, dz/deps
 
 
-def _fused_grads(function, xs, outs, needs, g, g_log_q):
+def _fused_grads(function, xs, outs, needs, g, g_log_q, kernels):
     """Input gradients from the saved derivative outputs, which this backward owns and scales in
     place; g is the upstream of the loss (of z for reparameterize), shaped to broadcast over the last
     dim, g_log_q that of log q."""
     if function in ("gaussian_nll", "kl_std_normal"):  # one saved derivative per input
-        return [None if o is None else scale_in_place(o, g) for o in outs]
+        return [None if o is None else scale_in_place(o, g, kernels) for o in outs]
     if function == "kl_gaussians":  # d/dmean_p = -d/dmean_q
         dmq, dlq, dlp = outs
-        g_mq = None if dmq is None else scale_in_place(dmq, g)
+        g_mq = None if dmq is None else scale_in_place(dmq, g, kernels)
         g_mp = None if not needs[2] else (-g_mq if needs[0] else g_mq.neg_())
-        return [g_mq if needs[0] else None, None if dlq is None else scale_in_place(dlq, g), g_mp,
-                None if dlp is None else scale_in_place(dlp, g)]
+        return [g_mq if needs[0] else None, None if dlq is None else scale_in_place(dlq, g, kernels), g_mp,
+                None if dlp is None else scale_in_place(dlp, g, kernels)]
     _, dz_dlv, dz_deps = outs
     return [g, None if dz_dlv is None else dz_dlv.mul_(g).add_(g_log_q, alpha=-0.5),
             None if dz_deps is None else dz_deps.mul_(g).addcmul_(g_log_q, xs[2], value=-1.0)]
@@ -77,37 +79,53 @@ def _rows(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(-1, d).contiguous()
 
 
-@torch.library.custom_op("implicitdiv::gaussian_terms", mutates_args=())
+def _fake_gaussian(xs, kind, want, mean, per_row, backend):
+    shape = xs[0].shape
+    value = xs[0].new_empty(shape[:-1] if per_row else ())
+    return [value] + [xs[0].new_empty(shape) for w in want if w]
+
+
+@fused_op("gaussian_terms", _fake_gaussian)
 def _gaussian_op(xs: list[torch.Tensor], kind: str, want: list[bool], mean: bool, per_row: bool,
                  backend: str) -> list[torch.Tensor]:
+    """[the value, then the wanted elementwise outputs]."""
     value, outs = load(backend, "gaussian").gaussian_forward(kind, xs, want, mean, per_row)
-    return [value] + [xs[0].new_empty(0) if o is None else o for o in outs]
+    return [value] + [o for o in outs if o is not None]
 
 
-@_gaussian_op.register_fake
-def _(xs, kind, want, mean, per_row, backend):
-    rows, d = xs[0].shape
-    value = xs[0].new_empty((rows,) if per_row else ())
-    return [value] + [xs[0].new_empty((rows, d) if w else (0,)) for w in want]
+def _forward(function, reduction, xs, want, backend):
+    """(value, outputs per kind slot or None) in the public shapes: the registered op while
+    torch.compile traces, the kernel module itself in eager mode. Inputs reach the kernels as they
+    are when all are contiguous, else as (rows, d) views (implicitdiv.kernels.layout)."""
+    shape = xs[0].shape
+    as_rows = not all(x.is_contiguous() for x in xs)
+    ins = [_rows(x) for x in xs] if as_rows else list(xs)
+    kind, mean, per_row = KIND[function], reduction == "mean", reduction == "none"
+    if torch.compiler.is_compiling():
+        results = _gaussian_op(ins, kind, want, mean, per_row, backend)
+        rest = iter(results[1:])
+        value, outs = results[0], [next(rest) if w else None for w in want]
+    else:
+        value, outs = load(backend, "gaussian").gaussian_forward(kind, ins, want, mean, per_row)
+    if as_rows:
+        value = value.view(shape[:-1]) if reduction == "none" else value
+        outs = [None if o is None else o.view(shape) for o in outs]
+    return value, outs
 
 
 class GaussianTermsFunction(torch.autograd.Function):
-    """forward(function, reduction, grad_mode, backend, *xs) with xs broadcast to one shape (..., d):
-    the loss (reduction over rows), or for reparameterize the pair (z, log_q). Derivatives are
-    written only in grad mode, for inputs that need a gradient."""
+    """forward(function, reduction, backend, *xs) with xs broadcast to one shape (..., d): the loss
+    (reduction over rows), or for reparameterize the pair (z, log_q). Derivatives are written for the
+    inputs that need a gradient. Applied only in grad mode."""
 
     @staticmethod
-    def forward(ctx, function, reduction, grad_mode, backend, *xs):
-        shape = xs[0].shape
-        needs = [grad_mode and bool(n) for n in ctx.needs_input_grad[4:]]
+    def forward(ctx, function, reduction, backend, *xs):
+        needs = [bool(n) for n in ctx.needs_input_grad[3:]]
         want = _wanted_outputs(function, needs)
         if function != "reparameterize" and not any(needs):
             want = [False] * len(want)
-        per_row = reduction == "none"
-        results = _gaussian_op([_rows(x) for x in xs], KIND[function], want, reduction == "mean", per_row, backend)
-        value = results[0].view(shape[:-1]) if per_row else results[0]
-        outs = [o.view(shape) if w else None for o, w in zip(results[1:], want)]
-        ctx.config = (function, reduction)
+        value, outs = _forward(function, reduction, xs, want, backend)
+        ctx.config = (function, reduction, backend)
         ctx.save_for_backward(*xs)
         kept = outs[1:] if function == "reparameterize" else outs  # z is an output, not a derivative
         ctx.derivs = kept if any(o is not None for o in kept) else None  # handed over to the first backward
@@ -117,24 +135,27 @@ class GaussianTermsFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, *grads):
-        function, reduction = ctx.config
-        xs, needs = ctx.saved_tensors, ctx.needs_input_grad[4:]
+        function, reduction, backend = ctx.config
+        xs, needs = ctx.saved_tensors, ctx.needs_input_grad[3:]
         if torch.is_grad_enabled() or ctx.derivs is None:  # create_graph, or a repeat with retain_graph
-            return (None,) * 4 + reference_grads(_reference, (function, reduction, xs), xs, needs, grads)
+            return (None,) * 3 + reference_grads(_reference, (function, reduction, xs), xs, needs, grads)
         outs, ctx.derivs = ctx.derivs, None
         if function == "reparameterize":
             g, g_log_q = grads[0], grads[1].unsqueeze(-1)
             outs = [None, *outs]
         else:
             g, g_log_q = (grads[0] if reduction != "none" else grads[0].unsqueeze(-1)), None
-        found = _fused_grads(function, xs, outs, needs, g, g_log_q)
-        return (None,) * 4 + tuple(f if n else None for f, n in zip(found, needs))
+        found = _fused_grads(function, xs, outs, needs, g, g_log_q, load(backend, "gaussian"))
+        return (None,) * 3 + tuple(f if n else None for f, n in zip(found, needs))
 
 
 def _apply(function, reduction, backend, xs):
     if xs[0].numel() == 0:  # no rows or d = 0: the reference's empty-sum semantics
         return _reference(function, reduction, xs)
-    return GaussianTermsFunction.apply(function, reduction, torch.is_grad_enabled(), backend, *xs)
+    if torch.is_grad_enabled() and any(x.requires_grad for x in xs):
+        return GaussianTermsFunction.apply(function, reduction, backend, *xs)
+    value, outs = _forward(function, reduction, xs, _wanted_outputs(function, [False] * len(xs)), backend)
+    return (outs[0], value) if function == "reparameterize" else value
 
 
 # ---- entry points used by the public layer -----------------------------------------------------

@@ -25,12 +25,17 @@ gives the protocol). Maps, by name:
 """
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 
 import torch
 
 from ..kernels import load
 from ..reference import ratio as ref
+from .in_place import affine_in_place, cpu_eager
+from .library import fused_op
+from .reference_grads import reference_grads
 
 LOG2 = math.log(2.0)
 
@@ -100,17 +105,17 @@ DERIVATIVE_FAMILY = {
 FAMILY_DEVIATION = {"sigmoid": 2.1e-9}
 
 
-def derivative_plan(terms, xs, mean, needs):
+def derivative_plan(terms, numels, dtype, mean, needs):
     """Per term, None (its input needs no gradient) or (carrier, k, e): the gradient of the term's
     input through it is g * (k * D + e), g its upstream gradient, D the derivative buffer
     scale_c * f_c'(x) of the carrier term c, which only carriers write. Terms of one input and one
     DERIVATIVE_FAMILY share a carrier: with f' = a q + b, f_t' = (a_t/a_c) f_c' + b_t - a_t b_c / a_c,
     and scale_t / scale_c = sign_t / sign_c."""
     plan = [None] * len(terms)
-    for i, x in enumerate(xs):
+    for i, numel in enumerate(numels):
         if not needs[i]:
             continue
-        n = x.numel() if mean else 1
+        n = numel if mean else 1
         mine = [k for k, t in enumerate(terms) if t[0] == i]
         form = {k: DERIVATIVE_FAMILY.get(terms[k][1], (("alone", k), 1.0, 0.0)) for k in mine}
         carriers: list[int] = []
@@ -121,7 +126,7 @@ def derivative_plan(terms, xs, mean, needs):
                 if family is None:
                     plan[k] = (c, 0.0, sign * b / n)
                 elif family == fc and (terms[c][1] == terms[k][1]
-                                       or FAMILY_DEVIATION.get(fc, 0.0) <= torch.finfo(x.dtype).eps / 2):
+                                       or FAMILY_DEVIATION.get(fc, 0.0) <= torch.finfo(dtype).eps / 2):
                     plan[k] = (c, sign / sign_c * a / ac, sign * (b - a * bc / ac) / n)
                 else:
                     continue
@@ -134,50 +139,88 @@ def derivative_plan(terms, xs, mean, needs):
 
 # ---- the op ------------------------------------------------------------------------------------
 
-@torch.library.custom_op("implicitdiv::ratio_losses", mutates_args=())
+def _fake_ratio(xs, inputs, maps, signs, offsets, outs, n_out, reduce, mean, want, backend):
+    values = [xs[0].new_empty(()) for _ in range(n_out)] if reduce else [xs[i].new_empty(xs[i].shape) for i in inputs]
+    return values + [xs[i].new_empty(xs[i].shape) for i, w in zip(inputs, want) if w]
+
+
+@fused_op("ratio_losses", _fake_ratio)
 def _ratio_op(xs: list[torch.Tensor], inputs: list[int], maps: str, signs: list[float], offsets: list[float],
               outs: list[int], n_out: int, reduce: bool, mean: bool, want: list[bool], backend: str) -> list[torch.Tensor]:
+    """The n_out losses (reduce) or one value tensor per term, then the wanted derivatives."""
     terms = tuple(zip(inputs, maps.split(","), signs, offsets, outs))
     values, derivs = load(backend, "ratio").ratio_forward(xs, terms, n_out, reduce, mean, want)
-    return list(values) + [xs[i].new_empty(0) if d is None else d for i, d in zip(inputs, derivs)]
+    return list(values) + [d for d in derivs if d is not None]
 
 
-@_ratio_op.register_fake
-def _(xs, inputs, maps, signs, offsets, outs, n_out, reduce, mean, want, backend):
-    values = [xs[0].new_empty(()) for _ in range(n_out)] if reduce else [xs[i].new_empty(xs[i].shape) for i in inputs]
-    return values + [xs[i].new_empty(xs[i].shape if w else (0,)) for i, w in zip(inputs, want)]
+@dataclass(frozen=True)
+class CallPlan:
+    """What one loss call hands the op and its backward, fixed by the terms, the inputs' sizes and
+    dtype and which inputs need a gradient: derivative_plan's carriers, the derivative buffers
+    wanted, and the op's term columns."""
+    carriers: tuple
+    want: list
+    op_args: tuple  # inputs, maps, signs, offsets, outs, n_out, reduce, mean, want
+
+
+def _make_plan(terms, n_out, reduce, mean, numels, dtype, needs) -> CallPlan:
+    carriers = tuple(derivative_plan(terms, numels, dtype, mean, needs))
+    want = [p is not None and p[0] == k for k, p in enumerate(carriers)]
+    inputs, maps, signs, offsets, outs = (list(c) for c in zip(*terms))
+    return CallPlan(carriers, want, (inputs, ",".join(maps), signs, offsets, outs, n_out, reduce, mean, want))
+
+
+_cached_plan = functools.lru_cache(maxsize=512)(_make_plan)
+
+
+def call_plan(terms, n_out, reduce, mean, numels, dtype, needs) -> CallPlan:
+    """The CallPlan, made once per configuration in eager mode (torch.compile traces _make_plan)."""
+    if torch.compiler.is_compiling():
+        return _make_plan(terms, n_out, reduce, mean, numels, dtype, needs)
+    return _cached_plan(terms, n_out, reduce, mean, numels, dtype, needs)
+
+
+def _forward(xs, terms, n_out, reduce, mean, plan: CallPlan, backend):
+    """(values, derivatives per term or None): the registered op while torch.compile traces, the
+    kernel module itself in eager mode (the same call, without packing the outputs into one list)."""
+    if torch.compiler.is_compiling():
+        results = _ratio_op(list(xs), *plan.op_args, backend)
+        count = n_out if reduce else len(terms)
+        rest = iter(results[count:])
+        return results[:count], [next(rest) if w else None for w in plan.want]
+    return load(backend, "ratio").ratio_forward(xs, terms, n_out, reduce, mean, plan.want)
 
 
 class RatioLossFunction(torch.autograd.Function):
-    """forward(function, args, terms, n_out, reduce, mean, grad_mode, backend, *xs) -> the n_out losses
+    """forward((function, args, terms, n_out, reduce, mean, backend), *xs) -> the n_out losses
     (reduce) or one tensor per term; terms are (input, map, sign, offset, out), divided by their
-    input's size when mean; derivatives are written only in grad mode, for inputs that need a
-    gradient, one buffer per derivative_plan carrier. function(*xs, *args) in
-    implicitdiv.reference.ratio is the differentiable ground truth used for double backward."""
+    input's size when mean; derivatives are written for the inputs that need a gradient, one buffer
+    per derivative_plan carrier. function(*xs, *args) in implicitdiv.reference.ratio is the
+    differentiable ground truth used for double backward. Applied only in grad mode."""
 
     @staticmethod
-    def forward(ctx, function, args, terms, n_out, reduce, mean, grad_mode, backend, *xs):
-        needs = [grad_mode and bool(n) for n in ctx.needs_input_grad[8:]]
-        plan = derivative_plan(terms, xs, mean, needs)
-        want = [p is not None and p[0] == k for k, p in enumerate(plan)]
-        inputs, maps, signs, offsets, outs = (list(c) for c in zip(*terms))
-        results = _ratio_op(list(xs), inputs, ",".join(maps), signs, offsets, outs, n_out, reduce, mean, want, backend)
-        count = n_out if reduce else len(terms)
-        values, derivs = results[:count], results[count:]
+    def forward(ctx, config, *xs):
+        function, args, terms, n_out, reduce, mean, backend = config
+        needs = tuple(ctx.needs_input_grad[1:])
+        plan = call_plan(terms, n_out, reduce, mean, tuple(x.numel() for x in xs), xs[0].dtype, needs)
+        values, derivs = _forward(xs, terms, n_out, reduce, mean, plan, backend)
         ctx.save_for_backward(*xs)
-        ctx.derivs = [d if w else None for d, w in zip(derivs, want)]  # handed over to the first backward
-        ctx.config = (function, args, terms, reduce, plan)
+        ctx.derivs = derivs  # handed over to the first backward
+        ctx.config = (function, args, terms, reduce, plan.carriers, backend)
         return tuple(values)
 
     @staticmethod
     def backward(ctx, *grads):
-        function, args, terms, reduce, plan = ctx.config
-        xs, needs = ctx.saved_tensors, ctx.needs_input_grad[8:]
+        function, args, terms, reduce, plan, backend = ctx.config
+        needs = ctx.needs_input_grad[1:]
         if torch.is_grad_enabled() or ctx.derivs is None:  # create_graph, or a repeat with retain_graph
-            return (None,) * 8 + reference_grads(getattr(ref, function), (*xs, *args), xs, needs, grads)
+            xs = ctx.saved_tensors
+            return (None,) + reference_grads(getattr(ref, function), (*xs, *args), xs, needs, grads)
         derivs, ctx.derivs = ctx.derivs, None
+        if reduce and cpu_eager(grads):  # 0-dim CPU upstreams: the arithmetic below in Python floats
+            grads = [float(g) for g in grads]
         scales: dict = {}  # carrier -> sum of g * k over its terms
-        shifts: list = [None] * len(xs)  # input -> sum of g * e over its terms
+        shifts: list = [None] * len(needs)  # input -> sum of g * e over its terms
         for t, (term, p) in enumerate(zip(terms, plan)):
             if p is None:
                 continue
@@ -187,56 +230,27 @@ class RatioLossFunction(torch.autograd.Function):
                 scales[c] = (g if k == 1 else k * g) if c not in scales else scales[c] + k * g
             if e:
                 shifts[term[0]] = e * g if shifts[term[0]] is None else shifts[term[0]] + e * g
-        out: list = [None] * len(xs)
+        out: list = [None] * len(needs)
         for c, a in scales.items():
             i = terms[c][0]
-            out[i] = affine_in_place(derivs[c], a, shifts[i]) if out[i] is None else out[i].addcmul_(derivs[c], a)
-        return (None,) * 8 + tuple(out)
-
-
-def scale_in_place(d: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """d * g written over d, which the backward owns: the saved derivatives become the gradient
-    without a new buffer. A CPU upstream of exactly 1 (loss.backward() of the loss itself) leaves d
-    as it is."""
-    if g.dim() == 0 and g.device.type == "cpu" and not torch.compiler.is_compiling() and bool(g == 1):
-        return d
-    return d.mul_(g)
-
-
-def affine_in_place(d: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    """d * a + b written over d (b None: d * a, as scale_in_place). On CPU outside torch.compile,
-    with 0-dim a and b, one pass over d instead of two (torch.add(b, d, alpha=a)), and an exact 0
-    shift (the other output's upstream gradient is zero) or unit scale is skipped."""
-    if b is None:
-        return scale_in_place(d, a)
-    if a.dim() == 0 and b.dim() == 0 and d.device.type == "cpu" and not torch.compiler.is_compiling():
-        alpha, shift = float(a), float(b)
-        if shift == 0:
-            return scale_in_place(d, a)
-        return d.add_(b) if alpha == 1 else torch.add(b, d, alpha=alpha, out=d)
-    return d.mul_(a).add_(b)
-
-
-def reference_grads(fn, args, xs, needs, grads):
-    """Gradients of <fn(*args), grads> with respect to the xs that need them, through the
-    differentiable reference; differentiable themselves when grad mode is on (create_graph)."""
-    create_graph = torch.is_grad_enabled()
-    with torch.enable_grad():
-        found = fn(*args)
-        found = list(found) if isinstance(found, tuple) else [found]
-        wanted = [x for x, n in zip(xs, needs) if n]
-        got = torch.autograd.grad(found, wanted, list(grads), create_graph=create_graph, allow_unused=True) if wanted else ()
-    got = iter(got)
-    return tuple(next(got) if n else None for n in needs)
+            if out[i] is None:
+                out[i] = affine_in_place(derivs[c], a, shifts[i], load(backend, "ratio"))
+            else:
+                out[i] = out[i].add_(derivs[c], alpha=a) if isinstance(a, float) else out[i].addcmul_(derivs[c], a)
+        return (None,) + tuple(out)
 
 
 def _run(function, args, xs, terms, n_out, reduce, mean, backend):
-    flat = [x.reshape(-1).contiguous() for x in xs]
-    values = RatioLossFunction.apply(function, tuple(args), tuple(terms), n_out, reduce, mean, torch.is_grad_enabled(),
-                                     backend, *flat)
-    if reduce:
-        return values
-    return tuple(v.view(xs[t[0]].shape) for v, t in zip(values, terms))
+    """The terms over the inputs: the forward alone when no input needs a gradient (in
+    eager mode straight from the kernel module), else the autograd Function. The kernels apply the
+    NaN rule (a NaN or +-inf logit gives a NaN term)."""
+    xs = [x.contiguous() for x in xs]
+    if torch.is_grad_enabled() and any(x.requires_grad for x in xs):
+        return RatioLossFunction.apply((function, args, terms, n_out, reduce, mean, backend), *xs)
+    if torch.compiler.is_compiling():
+        plan = call_plan(terms, n_out, reduce, mean, tuple(x.numel() for x in xs), xs[0].dtype, (False,) * len(xs))
+        return tuple(_forward(xs, terms, n_out, reduce, mean, plan, backend)[0])
+    return tuple(load(backend, "ratio").ratio_forward(xs, terms, n_out, reduce, mean, (False,) * len(terms))[0])
 
 
 # ---- entry points used by the public layer -----------------------------------------------------

@@ -10,6 +10,7 @@ import math
 
 import torch
 
+from ..statistics import permutation_test
 from .kernels import kernel_diagonal, kernel_matrix, paired_kernel, squared_distances
 
 
@@ -78,34 +79,10 @@ def median_bandwidth(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return dist.median()
 
 
-def permutation_weights(n: int, m: int, permutations: int, seed, dtype, device) -> torch.Tensor:
-    """(n + m, 1 + permutations) weights: column 0 labels the observed split, the others random
-    relabelings. A row labelled "x" weighs 1/n and a row labelled "y" weighs -1/m, so that
-    w^T K w is the biased MMD^2 of that labelling. Same seed, same permutations, on any device."""
-    gen = torch.Generator().manual_seed(int(seed) if seed is not None else torch.seed() % (2**63))
-    labels = torch.cat([torch.full((n,), 1.0 / n, dtype=torch.float64), torch.full((m,), -1.0 / m, dtype=torch.float64)])
-    keys = torch.rand(permutations, n + m, generator=gen, dtype=torch.float64)
-    perms = keys.argsort(dim=1)
-    w = torch.cat([labels.unsqueeze(0), labels[perms]], dim=0)
-    return w.t().contiguous().to(dtype=dtype, device=device)
-
-
-def p_value(stats: torch.Tensor) -> torch.Tensor:
-    """stats[0] observed, stats[1:] under the null: (1 + #{null >= observed}) / (1 + P)."""
-    null = stats[1:]
-    if torch.isnan(stats[0]):
-        return stats[0].clone()
-    return (1.0 + (null >= stats[0]).sum().to(stats.dtype)) / (1.0 + null.numel())
-
-
-def mmd_test(x, y, kernel: str, bandwidths: tuple[float, ...], permutations: int, seed, sum_fn=None):
-    """Permutation two-sample test of the biased MMD^2: all relabelings are columns of one weight
-    matrix W, and stats = diag(W^T K W) is one kernel sum over the pooled sample."""
-    sum_fn = sum_fn or (lambda z, w: kernel_sum_sym(z, w, kernel, bandwidths, False))
-    z = torch.cat([x, y], dim=0)
-    w = permutation_weights(x.shape[0], y.shape[0], permutations, seed, z.dtype, z.device)
-    stats = sum_fn(z.unsqueeze(0), w.unsqueeze(0))[0]
-    return stats[0], p_value(stats)
+def mmd_test(x, y, kernel: str, bandwidths: tuple[float, ...], permutations: int, seed):
+    """Permutation two-sample test of the biased MMD^2 (implicitdiv.statistics.permutation_test) with
+    the naive symmetric kernel sum."""
+    return permutation_test(x, y, permutations, seed, lambda z, w: kernel_sum_sym(z, w, kernel, bandwidths, False))
 
 
 LOG_2PI = math.log(2.0 * math.pi)

@@ -24,3 +24,9 @@ def squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     _C.squared_distances(x.data_ptr(), y.data_ptr(), out.data_ptr(), x.shape[0], y.shape[0], x.shape[1],
                          x.dtype == torch.float64)
     return out
+
+
+def scale_shift_(d: torch.Tensor, a: float, b: float) -> torch.Tensor:
+    """d <- a * d + b in place, in one pass (a contiguous CPU float32/float64 tensor; a, b numbers)."""
+    _C.scale_shift(d.data_ptr(), d.numel(), float(a), float(b), torch.get_num_threads(), d.dtype == torch.float64)
+    return d

@@ -12,7 +12,8 @@ import torch
 import triton
 import triton.language as tl
 
-from .ratio import FINAL_BLOCK, _expm1_exp, _scale, finalize_kernel
+from ..layout import addressable, row_stride
+from .ratio import FINAL_BLOCK, _expm1_exp, _scale, finalize_kernel, scale_shift_  # noqa: F401 (protocol)
 
 KINDS = ("nll", "kl_std_normal", "kl_gaussians", "reparameterize")
 SUPPORTED = (torch.float32, torch.float64)
@@ -75,6 +76,9 @@ def gaussian_terms_kernel(in0, in1, in2, in3, rs0, rs1, rs2, rs3, out0, out1, ou
         if NIN >= 4:
             x3 = tl.load(in3 + r[:, None] * rs3 + cols[None, :], mask=m2, other=0.0).to(DTYPE)
         value, o0, o1, o2 = _terms(x0, x1, x2, x3, ds, KIND, IS64, DTYPE)
+        if KIND != 3:  # the losses' NaN rule: NaN where an input is NaN or +-inf (x2, x3 repeat x1 if absent)
+            finite = (x0 - x0 == 0.0) & (x1 - x1 == 0.0) & (x2 - x2 == 0.0) & (x3 - x3 == 0.0)
+            value = tl.where(finite, value, float("nan"))
         acc += tl.sum(tl.where(m2, value.to(tl.float64), 0.0), axis=1)
         flat = r[:, None] * d + cols[None, :]
         if W0:
@@ -99,17 +103,18 @@ def gaussian_forward(kind, xs, want, mean, per_row):
     for x in xs:
         if x.dtype not in SUPPORTED:
             raise TypeError(f"the triton backend takes float32 or float64 tensors, got {x.dtype}")
-        if x.dim() != 2 or (x.shape[1] > 1 and x.stride(1) != 1):
-            raise RuntimeError("gaussian_forward takes (rows, d) tensors with unit column stride")
-    rows, d = xs[0].shape
-    dtype, device = xs[0].dtype, xs[0].device
-    outs = [torch.empty((rows, d), dtype=dtype, device=device) if w else None for w in want]
+        if not addressable(x):
+            raise RuntimeError("gaussian_forward takes tensors contiguous or (rows, d) with unit column stride")
+    shape, dtype, device = xs[0].shape, xs[0].dtype, xs[0].device
+    d = shape[-1]
+    rows = xs[0].numel() // d
+    outs = [torch.empty(shape, dtype=dtype, device=device) if w else None for w in want]
     block_r, block_d = _blocks(d, device)
     programs = triton.cdiv(rows, block_r)
-    value = torch.empty((rows,), dtype=dtype, device=device) if per_row else None
+    value = torch.empty(shape[:-1], dtype=dtype, device=device) if per_row else None
     partials = None if per_row else torch.empty(programs, dtype=torch.float64, device=device)
     ins = list(xs) + [xs[0]] * (4 - len(xs))
-    strides = [x.stride(0) for x in ins]
+    strides = [row_stride(x) for x in ins]
     slots = [o if o is not None else xs[0] for o in outs] + [xs[0]] * (3 - len(outs))
     flags = [o is not None for o in outs] + [False] * (3 - len(outs))
     gaussian_terms_kernel[(programs,)](

@@ -24,6 +24,7 @@ Precision modes (`precision=`):
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ import triton
 from .pairwise_mixture import mixture_grad_components_kernel, mixture_grad_z_kernel, mixture_lse_kernel
 from .pairwise_sums import pair_grad_kernel, pair_rows_kernel
 from .pairwise_tiles import KIND_CODES
+from ..._validate import all_finite
 
 PRECISIONS = ("ieee", "tf32")
 NEAR_FRACTION = {"ieee": 2.0**-6, "tf32": 2.0**-3}
@@ -104,6 +106,7 @@ class PairPlan:
     coef: torch.Tensor
     nbw: int
     center: torch.Tensor
+    finite: torch.Tensor  # (B,) bool: every point of the batch element is finite
     centered: bool
     sym: bool
     exclude: bool
@@ -116,8 +119,10 @@ class PairPlan:
                     PREC=self.precision, BF16_AS_F32=self.bf16_as_f32, TAU=self.tau)
 
 
+@functools.lru_cache(maxsize=256)
 def _coefficients(kernel: str, bandwidths, dtype, device) -> torch.Tensor:
-    """rbf -1/(2 sigma^2), laplacian -1/sigma, imq sigma (C); energy and linear have no scale."""
+    """rbf -1/(2 sigma^2), laplacian -1/sigma, imq sigma (C); energy and linear have no scale. Kept
+    per configuration: a new tensor per call would be a host-to-device copy per launch."""
     if kernel == "rbf":
         c = [-1.0 / (2.0 * s * s) for s in bandwidths]
     elif kernel == "laplacian":
@@ -134,24 +139,41 @@ def _coefficients(kernel: str, bandwidths, dtype, device) -> torch.Tensor:
 def plan(x, y, kernel: str, bandwidths, precision: str, sym: bool, exclude: bool) -> PairPlan:
     """Centering (float32/float64 distance kernels only): c = mean of the rows of x (and y), shared by
     both sides, so s is unchanged and the norms the dot product rounds against are small. bf16/fp16
-    inputs are not centered: rounding the centered values back to half would change the data."""
+    inputs are not centered: rounding the centered values back to half would change the data.
+
+    The center, taken in float64, is finite exactly when every point is (NaN and +-Inf propagate
+    through the mean; float64 cannot overflow on float32 data): the NaN rule's test comes from the
+    pass that centers. Uncentered inputs are scanned for it."""
     ct = _compute_dtype(x.dtype)
-    coef = _coefficients(kernel, bandwidths, ct, x.device)
+    coef = _coefficients(kernel, tuple(bandwidths), ct, x.device)
     centered = kernel != "linear" and x.dtype not in HALF_TYPES
     if centered:
-        center = x.to(ct).mean(1) if sym else 0.5 * (x.to(ct).mean(1) + y.to(ct).mean(1))
+        mean = x.mean(1, dtype=torch.float64) if sym else 0.5 * (x.mean(1, dtype=torch.float64) + y.mean(1, dtype=torch.float64))
+        finite = torch.isfinite(mean).all(-1)
+        center = mean.to(ct)
     else:
         center = torch.zeros((x.shape[0], x.shape[2]), dtype=ct, device=x.device)
+        finite = _finite_per_batch(x) if sym else _finite_per_batch(x) & _finite_per_batch(y)
     tau = NEAR_FRACTION[precision]
     # the interpreter (CPU tensors) matmuls bf16 as raw uint16 bits: see pairwise_tiles.mma
     bf16_as_f32 = x.dtype == torch.bfloat16 and x.device.type != "cuda"
-    return PairPlan(KIND_CODES[kernel], coef, coef.numel(), center.contiguous(), centered, sym, exclude, precision, tau,
-                    bf16_as_f32)
+    return PairPlan(KIND_CODES[kernel], coef, coef.numel(), center.contiguous(), finite, centered, sym, exclude, precision,
+                    tau, bf16_as_f32)
 
 
-def row_sums(x, y, w, pl: PairPlan, a=None) -> torch.Tensor:
+def _finite_per_batch(t: torch.Tensor) -> torch.Tensor:
+    return all_finite(t.flatten(1), 1)
+
+
+def _nan_unless(ok: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """out (B, ...) with NaN for the batch elements where ok (B,) is False."""
+    return torch.where(ok.reshape(ok.shape + (1,) * (out.dim() - 1)), out, float("nan"))
+
+
+def row_sums(x, y, w, pl: PairPlan, a=None, tri: bool = False) -> torch.Tensor:
     """T_bip = sum_j K(x_bi, y_bj) w_bjp as (B, N, P); with `a`, the per-row-block partials
-    sum_i a_bip T_bip as (B, ceil(N / BM), P) instead. Compute dtype."""
+    sum_i a_bip T_bip as (B, ceil(N / BM), P) instead; tri (symmetric, a = w): partials that add
+    up to the same total from each unordered tile pair once. Compute dtype."""
     bsz, n, d = x.shape
     m, p = y.shape[1], w.shape[2]
     bl = blocks("rows", x.device, d, p, x.dtype)
@@ -159,8 +181,9 @@ def row_sums(x, y, w, pl: PairPlan, a=None) -> torch.Tensor:
     shape = (bsz, row_blocks, p) if a is not None else (bsz, n, p)
     out = torch.empty(shape, dtype=pl.coef.dtype, device=x.device)
     grid = (row_blocks, bsz, triton.cdiv(p, bl.weights))
+    tri = tri and pl.sym and a is not None and bl.rows == bl.cols
     pair_rows_kernel[grid](x, y, pl.center, pl.coef, pl.nbw, w, w if a is None else a, out, n, m, d, p,
-                           REDUCE=a is not None, **pl.flags(), **bl.sums())
+                           REDUCE=a is not None, TRI=tri, **pl.flags(), **bl.sums())
     return out
 
 
@@ -183,7 +206,8 @@ def kernel_sum_forward(x, y, a, b, kernel, bandwidths, precision="ieee"):
     """out_bp = sum_ij a_bip k(x_bi, y_bj) b_bjp: (B, P)."""
     _check(precision, x, y, a, b)
     pl = plan(x, y, kernel, bandwidths, precision, sym=False, exclude=False)
-    return row_sums(x, y, b, pl, a=a).sum(1).to(x.dtype)
+    ok = pl.finite & _finite_per_batch(a) & _finite_per_batch(b)
+    return _nan_unless(ok, row_sums(x, y, b, pl, a=a).sum(1)).to(x.dtype)
 
 
 def kernel_sum_backward(g, x, y, a, b, kernel, bandwidths, needs, precision="ieee"):
@@ -203,7 +227,8 @@ def kernel_sum_sym_forward(x, a, kernel, bandwidths, exclude_diag, precision="ie
     """out_bp = sum_ij a_bip k(x_bi, x_bj) a_bjp over i != j when exclude_diag: (B, P)."""
     _check(precision, x, a)
     pl = plan(x, x, kernel, bandwidths, precision, sym=True, exclude=bool(exclude_diag))
-    return row_sums(x, x, a, pl, a=a).sum(1).to(x.dtype)
+    ok = pl.finite & _finite_per_batch(a)
+    return _nan_unless(ok, row_sums(x, x, a, pl, a=a, tri=True).sum(1)).to(x.dtype)
 
 
 def kernel_sum_sym_backward(g, x, a, kernel, bandwidths, exclude_diag, needs, precision="ieee"):
@@ -214,6 +239,52 @@ def kernel_sum_sym_backward(g, x, a, kernel, bandwidths, exclude_diag, needs, pr
     gx = (2.0 * row_grads(x, x, (a * gw).contiguous(), a, pl)).to(x.dtype) if needs[0] else None
     ga = (2.0 * row_sums(x, x, a, pl) * gw).to(a.dtype) if needs[1] else None
     return gx, ga
+
+
+@functools.lru_cache(maxsize=64)
+def _mmd2_weights(n: int, m: int, unbiased: bool, dtype, device) -> torch.Tensor:
+    """A (N + M, P) with sum_p A_ip A_jp the weight of the pair (i, j) of the pooled sample [x; y]:
+    biased, P = 1: 1/N for x, -1/M for y, so A^T K A = MMD^2. Unbiased, P = 2: the pair weights
+    1/(N(N-1)) on x-x, 1/(M(M-1)) on y-y and -1/(NM) on x-y form a positive definite 2 x 2 matrix per
+    pair of groups, whose Cholesky rows (l11, 0) for x and (l21, l22) for y are the weights; the
+    diagonal is left out by the sum."""
+    if unbiased:
+        l11 = 1.0 / math.sqrt(n * (n - 1.0))
+        l21 = -1.0 / (n * m) / l11
+        l22 = math.sqrt(1.0 / (m * (m - 1.0)) - l21 * l21)
+        rows = [[l11, 0.0]] * n + [[l21, l22]] * m
+    else:
+        rows = [[1.0 / n]] * n + [[-1.0 / m]] * m
+    return torch.tensor(rows, dtype=dtype, device=device)
+
+
+def _pooled(x, y, unbiased):
+    """z = [x; y] per batch element and the pooled weights, batch-expanded."""
+    z = torch.cat([x, y], 1)
+    w = _mmd2_weights(x.shape[1], y.shape[1], bool(unbiased), _compute_dtype(x.dtype), x.device)
+    return z, w.expand(x.shape[0], -1, -1).contiguous()
+
+
+def mmd2_forward(x, y, kernel, bandwidths, unbiased, precision="ieee"):
+    """MMD^2 of x (B, N, d) and y (B, M, d): (B,). One launch: the symmetric sum over the pooled
+    sample with the weights of _mmd2_weights, each unordered tile pair once."""
+    _check(precision, x, y)
+    z, w = _pooled(x, y, unbiased)
+    pl = plan(z, z, kernel, bandwidths, precision, sym=True, exclude=bool(unbiased))
+    return _nan_unless(pl.finite, row_sums(z, z, w, pl, a=w, tri=True).sum((1, 2))).to(x.dtype)
+
+
+def mmd2_backward(g, x, y, kernel, bandwidths, unbiased, needs, precision="ieee"):
+    """(gx, gy) of g * MMD^2: the pooled symmetric sum's gradient, 2 sum_j G_ij (z_i - z_j) with
+    G_ij = dk/ds g sum_p A_ip A_jp, in one launch, split back into x and y."""
+    _check(precision, g, x, y)
+    z, w = _pooled(x, y, unbiased)
+    pl = plan(z, z, kernel, bandwidths, precision, sym=True, exclude=bool(unbiased))
+    gz = 2.0 * row_grads(z, z, (w * g.reshape(-1, 1, 1).to(w.dtype)).contiguous(), w, pl)
+    n = x.shape[1]  # copies, not views of gz: an op's outputs may not alias each other
+    gx = gz[:, :n].to(x.dtype, copy=True) if needs[0] else None
+    gy = gz[:, n:].to(y.dtype, copy=True) if needs[1] else None
+    return gx, gy
 
 
 @dataclass(frozen=True)
@@ -248,10 +319,13 @@ def mixture_lse(mp: MixturePlan) -> torch.Tensor:
 
 
 def mixture_logpdf_forward(z, means, logvars, precision="ieee"):
-    """out_i = log (1/M) sum_j N(z_i; m_j, diag exp(lv_j)) = lse_i - log M: (N,)."""
+    """out_i = log (1/M) sum_j N(z_i; m_j, diag exp(lv_j)) = lse_i - log M: (N,); NaN in a row whose z
+    holds a NaN or an Inf, everywhere when a component does."""
     _check(precision, z, means, logvars)
     mp = mixture_plan(z, means, logvars, precision)
-    return (mixture_lse(mp) - math.log(means.shape[0])).to(z.dtype)
+    out = mixture_lse(mp) - math.log(means.shape[0])
+    ok = all_finite(z, 1) & all_finite(means) & all_finite(logvars)  # the NaN rule: per row of z, everywhere
+    return torch.where(ok, out, float("nan")).to(z.dtype)
 
 
 def mixture_logpdf_backward(g, z, means, logvars, out, needs, precision="ieee"):

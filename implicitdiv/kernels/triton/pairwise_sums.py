@@ -1,7 +1,9 @@
 """Triton kernels of the weighted kernel sums, tiled like FlashAttention: a program owns a block of
 rows of x and streams blocks of rows of y; the kernel tile lives in registers only.
 
-pair_rows_kernel  T_ip = sum_j K_ij w_jp           (REDUCE: per-row-block partials sum_i a_ip T_ip)
+pair_rows_kernel  T_ip = sum_j K_ij w_jp           (REDUCE: per-row-block partials sum_i a_ip T_ip;
+                                                   TRI: of a symmetric sum, from the column blocks
+                                                   j >= the row block only, the others counted twice)
 pair_grad_kernel  g_i  = 2 sum_j G_ij (x_i - y_j),  G_ij = dk/ds(s_ij) sum_p u_ip v_jp
                   (linear kernel: g_i = sum_j G_ij y_j with G_ij = sum_p u_ip v_jp)
 
@@ -19,10 +21,14 @@ from .pairwise_tiles import LINEAR, any_true, kernel_slope, kernel_tile, load_ro
 @triton.jit
 def pair_rows_kernel(x, y, center, coef, nbw, w, a, out, N, M, d, P,
                      KIND: tl.constexpr, SYM: tl.constexpr, EXCLUDE: tl.constexpr, CENTER: tl.constexpr,
-                     REDUCE: tl.constexpr, PREC: tl.constexpr, BF16_AS_F32: tl.constexpr, TAU: tl.constexpr,
-                     SMALL_P: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, BP: tl.constexpr):
+                     REDUCE: tl.constexpr, TRI: tl.constexpr, PREC: tl.constexpr, BF16_AS_F32: tl.constexpr,
+                     TAU: tl.constexpr, SMALL_P: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr,
+                     BP: tl.constexpr):
     """T_ip = sum_j K(x_i, y_j) w_jp for a block of rows and weight columns; stored as T (B, N, P),
-    or with REDUCE as the row block's partial sum_i a_ip T_ip into (B, row blocks, P)."""
+    or with REDUCE as the row block's partial sum_i a_ip T_ip into (B, row blocks, P). TRI (a
+    symmetric REDUCE with w = a and BM == BN): the row block's tile pairs with column blocks at or
+    after its own, an off-diagonal one standing for its mirror too, so the partials add up to the
+    same total from half the pairs."""
     pid_m = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
     pid_p = tl.program_id(2)
@@ -38,11 +44,16 @@ def pair_rows_kernel(x, y, center, coef, nbw, w, a, out, N, M, d, P,
     pmask = ps < P
     nx = row_norms(x, center, rows, rmask, d, CENTER, BM, BD)
     acc = tl.zeros([BM, BP], dtype=CT)
-    for j0 in range(0, M, BN):
+    first = 0
+    if TRI:
+        first = pid_m * BM
+    for j0 in range(first, M, BN):
         cols = j0 + tl.arange(0, BN)
         cmask = cols < M
         k = kernel_tile(x, y, center, coef, nbw, rows, cols, rmask, cmask, nx, d, KIND, SYM, EXCLUDE, CENTER, PREC,
                         BF16_AS_F32, TAU, BM, BN, BD)
+        if TRI:
+            k = k * tl.where(j0 == first, 1.0, 2.0)
         wt = tl.load(w + cols[:, None] * P + ps[None, :], mask=cmask[:, None] & pmask[None, :], other=0.0)
         if SMALL_P:
             acc += tl.sum(k[:, :, None] * wt.to(CT)[None, :, :], 1)

@@ -4,7 +4,8 @@ Kernel-module protocol: as implicitdiv.kernels.cpp.ratio.ratio_forward. One laun
 vector evaluates all of its terms (the fake logits of adversarial_losses feed the discriminator and
 the generator term in the same pass), writing per-element values or per-block float64 partial sums,
 and the scaled derivatives where wanted; one single-program launch then adds the partials of each
-loss in a fixed order. No atomics: the same inputs give the same bits.
+loss in a fixed order. No atomics: the same inputs give the same bits. A NaN or +-inf logit gives a
+NaN term (the public functions' NaN rule, applied here in the pass that reads the logits).
 
 Float kernel arguments are float32 in Triton, so nothing that must be exact in float64 is passed as
 one: signs and offsets are compile-time constants, 1/n is formed in the kernel from the integer n.
@@ -140,6 +141,7 @@ def _term(v, mask, n, pid, val_ptr, der_ptr, part_ptr, offs,
           DER: tl.constexpr, IS64: tl.constexpr, DTYPE: tl.constexpr):
     f, d = _map(v, MAP, IS64)
     f = f + tl.full((), OFFSET, DTYPE)
+    f = tl.where(v - v == 0.0, f, float("nan"))  # the NaN rule: a NaN or +-inf logit gives NaN
     scale = _scale(n, SIGN, MEAN, DTYPE)
     if REDUCE:
         tl.store(part_ptr + pid, tl.sum(tl.where(mask, f.to(tl.float64), 0.0), axis=0))
@@ -206,14 +208,19 @@ def finalize_kernel(out0_ptr, out1_ptr, part0_ptr, count0, n0, part1_ptr, count1
         tl.store(out1_ptr, tot1.to(out1_ptr.dtype.element_ty))
 
 
+def scale_shift_(d: torch.Tensor, a: float, b: float) -> torch.Tensor:
+    """d <- a * d + b in place (a, b numbers), one pass."""
+    return torch.add(d.new_full((), b), d, alpha=a, out=d)
+
+
 # ---- launcher --------------------------------------------------------------------------------------
 
 def _check(xs):
     for x in xs:
         if x.dtype not in SUPPORTED:
             raise TypeError(f"the triton backend takes float32 or float64 logits, got {x.dtype}")
-        if not x.is_contiguous() or x.dim() != 1:
-            raise RuntimeError("ratio_forward takes 1-D contiguous tensors")
+        if not x.is_contiguous():
+            raise RuntimeError("ratio_forward takes contiguous tensors")
 
 
 def ratio_forward(xs, terms, n_out, reduce, mean, want):
