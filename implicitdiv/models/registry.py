@@ -28,7 +28,6 @@ from .unrolled import unrolled_logits
 # critic kinds: "data" x -> logit (a trunk of features, then a head), "features" x -> [x, phi(x)],
 # "autoencoder" x -> x, "pair" (x, z) -> logit, "latent" z -> logit, "cycle" (x, x') -> logit
 CRITIC_KINDS = ("data", "features", "autoencoder", "pair", "latent", "cycle")
-PLAYERS = ("discriminator", "encoder", "generator")
 UNROLL_STEPS = 5  # Metz et al. (2016) as VEEGAN ran it on the grid
 
 
