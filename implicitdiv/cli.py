@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model of the set on toy data")
     p.add_argument("model")
-    p.add_argument("--data", default="grid25", help="grid25, ring8, digits or a .npy file of rows")
+    p.add_argument("--data", default="grid25", help="grid25, ring8, digits, mnist5k or a .npy file of rows")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--backend", default=None, choices=("reference", "cpp", "triton", "auto"))
     p.add_argument("--seed", type=int, default=0)

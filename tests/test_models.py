@@ -118,6 +118,15 @@ def test_wgan_gp_hinge_lsgan():
     close(ls["generator"], 0.5 * ((VF - 1) ** 2).mean())
 
 
+def test_wgan_critic_estimates_w1():
+    """WGAN (003_f42e894b0384bb07.txt, "Wasserstein GAN Problem"): the critic maximizes
+    E[D(x)] - E[D(G(z))], the generator minimizes -E[D(G(z))]."""
+    w = adversarial.wgan(t(VR), t(VF))
+    close(w["discriminator"], VF.mean() - VR.mean())
+    close(w["generator"], -VF.mean())
+    close(w["wasserstein"], VR.mean() - VF.mean())
+
+
 def test_ebgan_margin():
     er, ef = np.array([0.1, 0.4]), np.array([0.5, 3.0, 1.2])
     terms = adversarial.ebgan(t(er), t(ef), margin=1.5)
@@ -134,10 +143,23 @@ def test_began_losses_and_k_update():
     close(terms["discriminator"], lr_ - 0.3 * lf)
     close(terms["generator"], lf)
     close(terms["convergence"], lr_ + abs(0.7 * lr_ - lf))
-    assert began.update(terms) == pytest.approx(min(max(0.3 + 0.01 * (0.7 * lr_ - lf), 0), 1))
-    began.k, began.lambda_k = 0.999, 100.0
-    assert began.update({"balance": torch.tensor(5.0)}) == 1.0  # clipped to [0, 1]
-    assert began.update({"balance": torch.tensor(-5.0)}) == 0.0
+    assert float(began.update()) == pytest.approx(min(max(0.3 + 0.01 * (0.7 * lr_ - lf), 0), 1))
+    began.k, began.lambda_k = torch.tensor(0.999, dtype=torch.float64), 100.0
+    began.losses(t(x), t(xr), t(f), t(f + 5.0))  # L(G(z)) far above gamma L(x): k drops below 0
+    assert float(began.update()) == 0.0  # clipped to [0, 1]
+    began.losses(t(x), t(xr + 5.0), t(f), t(fr))
+    assert float(began.update()) == 1.0
+
+
+def test_began_keeps_one_k_per_seed():
+    """With a leading seed axis every seed has its own L(x), L(G(z)) and k_t."""
+    x, xr = RNG.standard_normal((2, 4, 3)), RNG.standard_normal((2, 4, 3))
+    f, fr = RNG.standard_normal((2, 4, 3)), RNG.standard_normal((2, 4, 3))
+    began = adversarial.BEGAN(gamma=0.7, lambda_k=0.01, k=0.3)
+    terms = began.losses(t(x), t(xr), t(f), t(fr))
+    lr_, lf = np.abs(x - xr).sum(-1).mean(-1), np.abs(f - fr).sum(-1).mean(-1)
+    close(terms["discriminator"], np.mean(lr_ - 0.3 * lf))
+    np.testing.assert_allclose(began.update().numpy(), np.clip(0.3 + 0.01 * (0.7 * lr_ - lf), 0, 1), rtol=1e-12)
 
 
 def test_infogan_mutual_information_bound():
@@ -217,6 +239,19 @@ def test_alpha_gan():
     close(terms["discriminator"], d_data + sp(-prior).mean() + sp(code).mean())
 
 
+def test_vaegan_learned_similarity_eq_9():
+    """VAE/GAN (Larsen et al., 2016, eq. 6-9, algorithm 1): Dis_l features compared under a unit
+    Gaussian; the encoder takes L_prior + L_llike, the decoder gamma L_llike + its GAN loss."""
+    real, rec, smp = np.array([0.4, -1.0, 0.2, 0.9]), np.array([0.1, 0.5, -0.3, 1.2]), np.array([-0.7, 0.3, 2.0, 0.0])
+    hr, hx = RNG.standard_normal((4, 5)), RNG.standard_normal((4, 5))
+    terms = autoencoders.vaegan(t(real), t(rec), t(smp), t(hr), t(hx), t(ZM), t(ZLV), gamma=0.5)
+    llike = np.mean(0.5 * ((hr - hx) ** 2).sum(1) + 5 * 0.5 * LOG2PI)
+    kl = np.mean(0.5 * (np.exp(ZLV) + ZM ** 2 - 1 - ZLV).sum(1))
+    close(terms["discriminator"], sp(-real).mean() + sp(rec).mean() + sp(smp).mean())
+    close(terms["encoder"], kl + llike)
+    close(terms["generator"], 0.5 * llike + sp(-rec).mean() + sp(-smp).mean())
+
+
 # ---- joint models -------------------------------------------------------------------------------
 
 Q, P = np.array([0.4, -0.3, 1.2]), np.array([-0.8, 0.1, 0.5])
@@ -241,35 +276,86 @@ def test_alice_both_forms():
     close(adv["generator"], ALI_G + 2.0 * sp(-cf).mean())
 
 
-def test_vidm_matching_terms():
-    data_l, smp = np.array([0.9, 0.1]), np.array([-0.2, -1.5, 0.4])
-    terms = joint.vidm(t(Q), t(P), t(data_l), t(smp), t(Z), t(ZR), t(ZRLV))
-    joint_kl = Q.mean() - P.mean()
-    close(terms["joint"], joint_kl)
-    close(terms["marginal"], -smp.mean())
-    close(terms["conditional"], nll(Z, ZR, ZRLV))
-    close(terms["generator"], joint_kl - smp.mean() + nll(Z, ZR, ZRLV))
-    close(terms["discriminator"], ALI_D + sp(-data_l).mean() + sp(smp).mean())
+def test_veegan_eq_8():
+    """VEEGAN (Srivastava et al., 2017, eq. 8 and algorithm 1): the critic is a classifier of
+    p-pairs (label 1) against q-pairs; G minimizes E[D(G(z), z)] + E||z - F(G(z))||^2."""
+    p_logits, q_logits = np.array([0.3, -1.1, 0.8]), np.array([1.5, -0.2])
+    terms = joint.veegan(t(p_logits), t(q_logits), t(Z), t(ZR))
+    close(terms["discriminator"], sp(-p_logits).mean() + sp(q_logits).mean())
+    close(terms["generator"], p_logits.mean() + ((Z - ZR) ** 2).sum(1).mean())
 
 
-def test_dali_dali_f_dali_l2():
-    latent, data_nll = nll(Z, ZR, ZRLV), nll(X, XR, XLV)
-    d = joint.dali(t(Q), t(P), t(Z), t(ZR), t(ZRLV), t(X), t(XR), t(XLV), weight=0.5)
-    close(d["generator"], ALI_G + 0.5 * (latent + data_nll))
-    close(d["discriminator"], ALI_D)
-    f = joint.dali_f(t(Q), t(P), t(Z), t(ZR), t(ZRLV), t(X), t(XR), t(XLV), divergence="kl")
-    bound = Q.mean() - np.exp(P - 1).mean()  # KL: g(v) = v, f*(t) = exp(t - 1)
-    close(f["discriminator"], -bound)
-    close(f["generator"], bound + latent + data_nll)
-    l2 = joint.dali_l2(t(Q), t(P), t(Z), t(ZR), t(X), t(XR), weight=2.0)
-    close(l2["generator"], ALI_G + 2.0 * (((Z - ZR) ** 2).sum(1).mean() + ((X - XR) ** 2).sum(1).mean()))
+# the five VIDM critics of MODELS.md: (numerator logits, denominator logits)
+VIDM_PAIRS = {name: (RNG.standard_normal(3), RNG.standard_normal(3))
+              for name in ("joint_pairs", "codes", "samples", "generated_pairs", "cycle_pairs")}
 
 
-def test_asvae_symmetric_kl_and_both_likelihoods():
-    terms = joint.asvae(t(Q), t(P), t(X), t(XR), t(XLV), t(Z), t(ZR), t(ZRLV))
-    close(terms["symmetric_kl"], Q.mean() - P.mean())
-    close(terms["generator"], Q.mean() - P.mean() + nll(X, XR, XLV) + nll(Z, ZR, ZRLV))
-    close(terms["discriminator"], ALI_D)
+def test_vidm_match_as_five_classifiers():
+    """VIDM (000_3aaa2260245c9cb7.txt, section 2 Match(theta, phi), section 3): every critic
+    minimizes E_num[sp(-c)] + E_den[sp(c)]; G and E minimize dc_J + E[c_Z] + E[c_X] + dc_A + dc_B."""
+    terms = joint.vidm(**{k: (t(a), t(b)) for k, (a, b) in VIDM_PAIRS.items()})
+    d = sum(sp(-a).mean() + sp(b).mean() for a, b in VIDM_PAIRS.values())
+    dc = {k: a.mean() - b.mean() for k, (a, b) in VIDM_PAIRS.items()}
+    g = dc["joint_pairs"] + VIDM_PAIRS["codes"][0].mean() + VIDM_PAIRS["samples"][0].mean() + dc["generated_pairs"] \
+        + dc["cycle_pairs"]
+    close(terms["discriminator"], d)
+    close(terms["generator"], g)
+    close(terms["kl_codes"], VIDM_PAIRS["codes"][0].mean())
+
+
+# DALI: the discriminator's logits on data x and on G(z); the encoder's Gaussian at G(z)
+TX, TG = np.array([1.2, -0.4, 0.3]), np.array([-0.6, 0.9, 0.1])
+
+
+def latent_nll_mean_over_dims(z, m, lv):
+    """DALI eq. 9 with lambda = 1/d (section 4): (1/d) 1/2 sum_j [(z_j - mu_j)^2 / s_j^2 + log s_j^2 + log 2 pi]."""
+    return nll(z, m, lv) / z.shape[1]
+
+
+def test_dali_eq_10_with_lambda_one_over_d():
+    """DALI (001_829e26b63a0bb621.txt, Algorithm 1, eq. 9-10): L_d, L_e = lambda L, L_g + L_e."""
+    terms = joint.dali(t(TX), t(TG), t(Z), t(ZR), t(ZRLV))
+    l_e = latent_nll_mean_over_dims(Z, ZR, ZRLV)
+    close(terms["discriminator"], -np.mean(np.log(1 / (1 + np.exp(-TX)))) - np.mean(np.log(1 - 1 / (1 + np.exp(-TG)))))
+    close(terms["encoder"], l_e)
+    close(terms["generator"], -np.mean(np.log(1 / (1 + np.exp(-TG)))) + l_e)
+    close(joint.dali(t(TX), t(TG), t(Z), t(ZR), t(ZRLV), weight=0.3)["encoder"], 0.3 * nll(Z, ZR, ZRLV))
+
+
+def test_dali_f_eq_8_as_printed():
+    """DALI-f (001_829e26b63a0bb621.txt, eq. 8): D maximizes E_x[T(x)] - E_z[exp(T(G(z)) - 1)];
+    G minimizes -E_z[T(G(z))] (plus the latent term)."""
+    terms = joint.dali_f(t(TX), t(TG), t(Z), t(ZR), t(ZRLV))
+    close(terms["discriminator"], -(TX.mean() - np.exp(TG - 1).mean()))
+    close(terms["generator"], -TG.mean() + latent_nll_mean_over_dims(Z, ZR, ZRLV))
+
+
+def test_dali_l2_fixed_unit_variance():
+    """DALI-l2 (section 4.1): q(z | x) = N(mu(x), I): L = 1/2 ||z - mu||^2 + d/2 log 2 pi."""
+    terms = joint.dali_l2(t(TX), t(TG), t(Z), t(ZR))
+    l_e = np.mean(0.5 * ((Z - ZR) ** 2).sum(1) + LOG2PI) / 2  # d = 2: d/2 log 2 pi, then lambda = 1/2
+    close(terms["encoder"], l_e)
+    close(terms["generator"], sp(-TG).mean() + l_e)
+
+
+F_POS, F_NEG, H_POS, H_NEG = (RNG.standard_normal(3) for _ in range(4))
+
+
+@pytest.mark.parametrize("part", ["both", "r", "g"])
+def test_asvae_two_critics_and_both_likelihoods(part):
+    """AS-VAE (004_87f77bca12a1818b.txt, section 3 eq. 10-12 as MODELS.md restates them): critics f
+    and h are classifiers; the model minimizes E[-log p(x|z_e) + f] + E[-log q(z|x_g) + h];
+    AS-VAE-r keeps the first bracket and f, AS-VAE-g the second and h."""
+    terms = joint.asvae(f_logits=(t(F_POS), t(F_NEG)), h_logits=(t(H_POS), t(H_NEG)), x=t(X), x_mean=t(XR),
+                        x_logvar=t(XLV), z=t(Z), z_mean=t(ZR), z_logvar=t(ZRLV), part=part)
+    f_d, h_d = sp(-F_POS).mean() + sp(F_NEG).mean(), sp(-H_POS).mean() + sp(H_NEG).mean()
+    first, second = nll(X, XR, XLV) + F_POS.mean(), nll(Z, ZR, ZRLV) + H_POS.mean()
+    expect = {"both": (f_d + h_d, first + second), "r": (f_d, first), "g": (h_d, second)}[part]
+    close(terms["discriminator"], expect[0])
+    close(terms["generator"], expect[1])
+    with pytest.raises(ValueError, match="part"):
+        joint.asvae(f_logits=(t(F_POS), t(F_NEG)), h_logits=(t(H_POS), t(H_NEG)), x=t(X), x_mean=t(XR),
+                    x_logvar=t(XLV), z=t(Z), z_mean=t(ZR), z_logvar=t(ZRLV), part="x")
 
 
 # ---- contract: bad input and NaN ---------------------------------------------------------------
@@ -368,13 +454,19 @@ def test_npy_data_and_its_errors(tmp_path):
 # ---- registry -----------------------------------------------------------------------------------
 
 REQUIRED = ("gan", "gan_minimax", "fgan_kl", "fgan_reverse_kl", "fgan_pearson", "fgan_hellinger", "fgan_js", "fgan_gan",
-            "fgan_tv", "wgan_gp", "sngan", "lsgan", "ebgan", "began", "infogan", "gmmn", "mmdgan", "vae", "beta_vae",
-            "aae", "wae_mmd", "wae_gan", "ali", "alice_l2", "alice_adversarial", "alpha_gan", "vidm", "dali", "dali_f",
-            "dali_l2", "asvae")
+            "fgan_tv", "wgan", "wgan_gp", "sngan", "unrolled_gan", "lsgan", "ebgan", "began", "infogan", "gmmn", "mmdgan",
+            "vae", "beta_vae", "aae", "wae_mmd", "wae_gan", "vaegan", "ali", "alice_l2", "alice_adversarial", "alpha_gan",
+            "veegan", "vidm", "dali", "dali_f", "dali_l2", "asvae", "asvae_r", "asvae_g")
 
 
 def test_registry_holds_the_whole_model_set():
     assert set(REQUIRED) <= set(MODELS)
     assert get("bigan") is MODELS["ali"] and get("alice") is MODELS["alice_l2"]
     with pytest.raises(ValueError, match="model must be one of"):
-        get("unrolled_gan")
+        get("no_such_model")
+
+
+def test_wgan_clips_and_takes_five_critic_steps():
+    """WGAN (Arjovsky et al., 2017, algorithm 1: c = 0.01, n_critic = 5, RMSProp)."""
+    spec = MODELS["wgan"]
+    assert (spec.clip, spec.critic_steps, spec.optimizer) == (0.01, 5, "rmsprop")

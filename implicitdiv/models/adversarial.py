@@ -1,5 +1,5 @@
-"""Objectives of the data-space adversarial models: GAN, f-GAN, WGAN-GP, hinge (SN-GAN), LSGAN,
-EBGAN, BEGAN and InfoGAN. Each takes the critic's outputs on real and generated samples and
+"""Objectives of the data-space adversarial models: GAN, f-GAN, WGAN, WGAN-GP, hinge (SN-GAN),
+LSGAN, EBGAN, BEGAN and InfoGAN (Unrolled GAN is gan() under the look-ahead critic of unrolled.py). Each takes the critic's outputs on real and generated samples and
 returns its named terms (see common.Terms); the networks are the trainer's business.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 import implicitdiv as idv
 
-from .common import Terms, absolute_error
+from .common import Terms, row_absolute_error
 
 
 def gan(real_logits, fake_logits, *, saturating=False, backend=None) -> Terms:
@@ -43,13 +43,27 @@ def gradient_penalty(critic, real, fake, *, weight=10.0, mix=None) -> torch.Tens
         lambda E_xhat[(||grad_xhat D(xhat)||_2 - 1)^2],   xhat = e x + (1 - e) x_fake,  e ~ U[0, 1]
 
     built with create_graph=True, so the critic's update differentiates through the gradient
-    (double backward). mix: the e of every row, (N,) (drawn when None)."""
-    e = torch.rand(real.shape[0], device=real.device, dtype=real.dtype) if mix is None else mix
-    e = e.reshape(-1, *([1] * (real.dim() - 1)))
+    (double backward). Rows are the last dim of real and fake, (..., N, d); mix: the e of every
+    row, (..., N) (drawn when None)."""
+    e = torch.rand(real.shape[:-1], device=real.device, dtype=real.dtype) if mix is None else mix
+    e = e.unsqueeze(-1)
     xhat = (e * real.detach() + (1.0 - e) * fake.detach()).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(xhat).sum(), xhat, create_graph=True)
-    norm = torch.sqrt((grad * grad).flatten(1).sum(1) + 1e-12)  # finite gradient where grad = 0
+    norm = torch.sqrt((grad * grad).sum(-1) + 1e-12)  # finite gradient where grad = 0
     return weight * ((norm - 1.0) ** 2).mean()
+
+
+def wgan(real_scores, fake_scores, *, backend=None) -> Terms:
+    """WGAN (Arjovsky et al., 2017, algorithm 1; 003_f42e894b0384bb07.txt, "Wasserstein GAN" and
+    "WGAN (clipping)"): by Kantorovich-Rubinstein duality
+    W_1 = sup_{||f||_L <= K} E_data[f(x)] - E_z[f(G(z))], with the critic kept K-Lipschitz by
+    clipping its weights (the spec's clip=0.01, 5 critic updates per generator update, RMSProp):
+
+        discriminator = E[D(G(z))] - E[D(x)],   generator = -E[D(G(z))]
+
+    "wasserstein" = E[D(x)] - E[D(G(z))], the critic's estimate of K W_1."""
+    d, g = idv.adversarial_losses(real_scores, fake_scores, kind="wgan", backend=backend)
+    return {"discriminator": d, "generator": g, "wasserstein": -d.detach()}
 
 
 def wgan_gp(real_scores, fake_scores, penalty, *, backend=None) -> Terms:
@@ -100,25 +114,30 @@ class BEGAN:
         k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1)
         convergence M = L(x) + |gamma L(x) - L(G(z))|
 
-    losses() gives the terms at k_t; update() moves k_t to k_{t+1} from those terms."""
+    L is the mean over the rows of a batch; with a leading seed axis, (S, N, d), every seed has
+    its own L and k_t, and the terms are means over seeds. losses() gives the terms at k_t;
+    update() moves k_t to k_{t+1} from the balance of the last losses() call."""
 
     def __init__(self, gamma=0.5, lambda_k=1e-3, k=0.0):
-        self.gamma, self.lambda_k, self.k = float(gamma), float(lambda_k), float(k)
+        self.gamma, self.lambda_k = float(gamma), float(lambda_k)
+        self.k = torch.as_tensor(float(k), dtype=torch.float64)
+        self._balance = None
 
     def losses(self, real, real_rec, fake, fake_rec) -> Terms:
-        lr = absolute_error(real, real_rec)
-        lf = absolute_error(fake, fake_rec)
-        balance = (self.gamma * lr - lf).detach()
+        lr = row_absolute_error(real, real_rec).mean(-1)  # a scalar, or (S,) per seed
+        lf = row_absolute_error(fake, fake_rec).mean(-1)
+        k = self.k.to(lr.dtype)
+        self._balance = (self.gamma * lr - lf).detach()
         return {
-            "discriminator": lr - self.k * lf,
-            "generator": lf,
-            "balance": balance,
-            "convergence": (lr.detach() + balance.abs()),
-            "k": torch.tensor(self.k),
+            "discriminator": (lr - k * lf).mean(),
+            "generator": lf.mean(),
+            "balance": self._balance.mean(),
+            "convergence": (lr.detach() + self._balance.abs()).mean(),
+            "k": k.mean(),
         }
 
-    def update(self, terms: Terms) -> float:
-        self.k = min(max(self.k + self.lambda_k * float(terms["balance"]), 0.0), 1.0)
+    def update(self) -> torch.Tensor:
+        self.k = (self.k + self.lambda_k * self._balance.double()).clamp(0.0, 1.0)
         return self.k
 
 

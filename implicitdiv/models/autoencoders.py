@@ -1,4 +1,5 @@
-"""Objectives of the autoencoding models: VAE, beta-VAE, AAE, WAE-MMD, WAE-GAN and alpha-GAN.
+"""Objectives of the autoencoding models: VAE, beta-VAE, AAE, WAE-MMD, WAE-GAN, alpha-GAN and
+VAEGAN.
 
 Encoders are diagonal Gaussians q(z | x) = N(z_mean, diag exp(z_logvar)); decoders give the mean
 of x (and, for the likelihood-based models, a log-variance).
@@ -62,7 +63,7 @@ def wae_mmd(x, x_rec, codes, prior_samples, *, weight=10.0, scales=WAE_SCALES, p
     k(z, z') = sum_s C_s / (C_s + ||z - z'||^2),  C_s = s * 2 d_z prior_var."""
     base = 2.0 * codes.shape[-1] * prior_var
     m2 = idv.mmd2(codes, prior_samples, kernel="imq", bandwidth=[s * base for s in scales], estimator="unbiased",
-                  backend=backend)
+                  backend=backend).mean()  # a (S,) batch of MMDs with a leading seed axis
     rec = squared_error(x, x_rec)
     return {"generator": rec + weight * m2, "reconstruction": rec.detach(), "mmd2": m2.detach()}
 
@@ -81,7 +82,34 @@ def alpha_gan(x, x_rec, real_logits, rec_logits, sample_logits, prior_logits, co
     fakes = idv.log_density_ratio(rec_logits), idv.log_density_ratio(sample_logits)
     codes = idv.log_density_ratio(code_logits)
     rec = absolute_error(x, x_rec)
-    d_data = idv.discriminator_loss(real_logits, torch.cat([rec_logits, sample_logits]), kind="gan", backend=backend)
+    d_data = idv.discriminator_loss(real_logits, torch.cat([rec_logits, sample_logits], -1), kind="gan",
+                                    backend=backend)
     d_code = idv.discriminator_loss(prior_logits, code_logits, kind="gan", backend=backend)
     generator = weight * rec - fakes[0].mean() - fakes[1].mean() - codes.mean()
     return {"generator": generator, "discriminator": d_data + d_code, "reconstruction": rec.detach()}
+
+
+def vaegan(real_logits, rec_logits, sample_logits, real_features, rec_features, z_mean, z_logvar, *, gamma=1.0,
+           backend=None) -> Terms:
+    """VAE/GAN (Larsen et al., 2016, eq. 6-9 and algorithm 1): a VAE whose reconstruction error is
+    measured in the discriminator's features Dis_l (here the trunk of the critic, its last hidden
+    layer), and a GAN whose discriminator sees data x, reconstructions x~ = G(z_q), z_q ~ q(z | x),
+    and samples x_p = G(z_p):
+
+        L_prior = KL(q(z | x) || N(0, I))
+        L_llike = -E log N(Dis_l(x); Dis_l(x~), I)  = E[1/2 ||Dis_l(x) - Dis_l(x~)||^2] + const
+        discriminator = E[softplus(-D(x))] + E[softplus(D(x~))] + E[softplus(D(x_p))]    (-L_GAN)
+        encoder       = L_prior + L_llike
+        generator     = gamma L_llike + E[softplus(-D(x~))] + E[softplus(-D(x_p))]
+
+    The decoder's GAN term is the non-saturating form (as the GAN of this set) rather than the
+    paper's -L_GAN; gamma = 1 (the paper tunes it per data set; it gives none for 2D data). The
+    trainer updates the discriminator, then the encoder, then the decoder."""
+    t_real, t_rec = idv.discriminator_loss(real_logits, rec_logits, kind="gan", reduction="none", backend=backend)
+    _, t_sample = idv.discriminator_loss(real_logits, sample_logits, kind="gan", reduction="none", backend=backend)
+    llike = idv.gaussian_nll(real_features, rec_features, torch.zeros_like(rec_features), backend=backend)
+    prior = idv.kl_std_normal(z_mean, z_logvar, backend=backend)
+    g_gan = (idv.generator_loss(rec_logits, kind="gan", backend=backend)
+             + idv.generator_loss(sample_logits, kind="gan", backend=backend))
+    return {"discriminator": t_real.mean() + t_rec.mean() + t_sample.mean(), "encoder": prior + llike,
+            "generator": gamma * llike + g_gan, "feature_nll": llike.detach(), "kl": prior.detach()}

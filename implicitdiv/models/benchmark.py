@@ -1,6 +1,7 @@
 """What benchmarks/grid25.py and benchmarks/digits.py share: the command line, the loop over
-models and seeds (each finished run appended to a JSON-lines log, so a cut-off run keeps its
-results), and the step-time ratio of the fast backend against the reference."""
+models (each model's seeds trained stacked, its records appended to a JSON-lines log as soon as
+they finish, so a cut-off run keeps its results), and the step-time ratio of the fast backend
+against the reference."""
 from __future__ import annotations
 
 import argparse
@@ -18,21 +19,27 @@ from implicitdiv.ops import registry as op_registry
 
 from .data import load
 from .registry import get
-from .trainer import PAPER, TrainConfig, evaluate, train
+from .trainer import PAPER, TrainConfig, evaluate_seeds, train
 
 
-def parser(description: str, models: tuple[str, ...], steps: int) -> argparse.ArgumentParser:
+def parser(description: str, models: tuple[str, ...], steps: int, config: TrainConfig = PAPER) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--steps", type=int, default=steps, help=f"generator updates per run (default {steps})")
-    p.add_argument("--seeds", type=int, default=5, help="seeds 0 .. S-1 (default 5)")
+    p.add_argument("--seeds", type=int, default=5, help="seeds 0 .. S-1, trained stacked (default 5)")
     p.add_argument("--models", default=",".join(models), help="comma-separated MODELS names")
-    p.add_argument("--lr", type=float, default=PAPER.lr, help=f"Adam learning rate (paper: {PAPER.lr})")
+    p.add_argument("--lr", type=float, default=config.lr, help=f"Adam learning rate (default {config.lr})")
+    p.add_argument("--arch", default=config.arch, help=f"network size: toy, small or paper (default {config.arch})")
+    p.add_argument("--decay-every", type=int, default=config.decay_every or 0,
+                   help=f"lr / sqrt(1 + t // N); 0: constant (default {config.decay_every or 0})")
     p.add_argument("--backend", default="reference", help="backend of the training runs (default reference)")
+    p.add_argument("--device", default="cpu", help="torch device of the training runs (default cpu)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
     p.add_argument("--log", default=None, help="JSON-lines file of finished runs (default runs/bench/<name>.jsonl)")
     p.add_argument("--results", default=str(Path(__file__).resolve().parents[2] / "benchmarks" / "RESULTS.md"))
     p.add_argument("--timing-steps", type=int, default=0,
                    help="also time N steps per model on the fast backend against the reference (0: skip)")
+    p.add_argument("--checkpoint-every", type=int, default=0,
+                   help="also log every seed's metrics every N iterations (to <log>_curve.jsonl; 0: never)")
     p.add_argument("--no-write", action="store_true", help="print the tables, leave RESULTS.md alone")
     return p
 
@@ -53,36 +60,67 @@ def fast_backend(model: str) -> tuple[str | None, str]:
     return None, f"no fused cpp op yet for {', '.join(uses)}"
 
 
-def run_all(data_name: str, models: list[str], seeds: int, config: TrainConfig, backend: str, log: Path) -> list[dict]:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    records = []
-    for model in models:
-        for seed in range(seeds):
-            data = load(data_name, seed=seed)
-            t0 = time.perf_counter()
-            run = train(model, data, backend=backend, seed=seed, config=config)
-            rec = {"model": model, "seed": seed, "steps": config.steps, "lr": config.lr, "arch": config.arch,
-                   "backend": backend, "step_seconds": run.step_seconds, "wall_seconds": time.perf_counter() - t0,
-                   "metrics": evaluate(run)}
-            records.append(rec)
-            with log.open("a") as f:
-                f.write(json.dumps(rec) + "\n")
+def _append(path: Path, records: list[dict], echo: bool = True) -> None:
+    with path.open("a") as f:
+        f.write("".join(json.dumps(rec) + "\n" for rec in records))
+    if echo:
+        for rec in records:
             print(json.dumps(rec), flush=True)
+
+
+def curve_log(log: Path) -> Path:
+    """Where run_stack appends the checkpoints of the runs it logs to `log`."""
+    return log.with_name(log.stem + "_curve.jsonl")
+
+
+def run_stack(data_name: str, model: str, seeds: int, config: TrainConfig, backend: str, log: Path,
+              device="cpu", checkpoint_every: int = 0) -> list[dict]:
+    """Train `model` for seeds 0 .. seeds-1 stacked into one set of networks (seed s on
+    load(data_name, seed=s)), then append one record per seed to the JSON-lines `log`; every
+    `checkpoint_every` iterations, the seeds' metrics so far go to curve_log(log)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    base = {"model": model, "data": data_name, "steps": config.steps, "lr": config.lr, "batch_size": config.batch_size,
+            "arch": config.arch, "backend": backend, "device": str(device), "threads": torch.get_num_threads(),
+            "stacked_seeds": seeds}
+
+    def checkpoint(t, run):
+        _append(curve_log(log), [{**base, "seed": s, "checkpoint": t, "wall_seconds": time.perf_counter() - t0,
+                                  "metrics": m} for s, m in zip(run.seeds, evaluate_seeds(run))], echo=False)
+
+    run = train(model, lambda s: load(data_name, seed=s), backend=backend, seeds=list(range(seeds)), config=config,
+                device=device, checkpoint_every=checkpoint_every, on_checkpoint=checkpoint)
+    wall = time.perf_counter() - t0
+    records = [{**base, "seed": seed, "step_seconds": run.step_seconds, "wall_seconds": wall, "metrics": m}
+               for seed, m in zip(run.seeds, evaluate_seeds(run))]
+    _append(log, records)
     return records
 
 
-def run_and_report(data_name: str, models: list[str], args, config: TrainConfig, table, title: str) -> None:
-    """Train every model over args.seeds seeds, print the table with the command that made it, and
-    (unless --no-write) put it under ``title`` in the results file."""
-    from .report import write_subsection
+def run_all(data_name: str, models: list[str], seeds: int, config: TrainConfig, backend: str, log: Path,
+            device="cpu", checkpoint_every: int = 0) -> list[dict]:
+    return [r for model in models
+            for r in run_stack(data_name, model, seeds, config, backend, log, device, checkpoint_every)]
+
+
+def read_log(log: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(log).read_text().splitlines() if line.strip()]
+
+
+def run_and_report(data_name: str, models: list[str], args, config: TrainConfig, table, title: str,
+                   section: str | None = None) -> None:
+    """Train every model over args.seeds stacked seeds, print the table with the command that made
+    it, and (unless --no-write) put it under ``title`` in the results file."""
+    from .report import SECTION, write_subsection
 
     log = Path(args.log or f"runs/bench/{data_name}.jsonl")
-    records = run_all(data_name, models, args.seeds, config, args.backend, log)
+    records = run_all(data_name, models, args.seeds, config, args.backend, log, args.device, args.checkpoint_every)
     body = (f"Command: `{command_line()}` (backend {args.backend}, {args.threads} torch thread(s); "
-            f"mean ± std over seeds 0..{args.seeds - 1}; per-run log {log}).\n\n" + table(records, models))
+            f"mean ± std over seeds 0..{args.seeds - 1}, trained stacked; per-run log {log}).\n\n"
+            + table(records, models))
     print(body)
     if not args.no_write:
-        write_subsection(Path(args.results), title, body)
+        write_subsection(Path(args.results), title, body, section or SECTION)
 
 
 def step_time_ratios(data_name: str, models: list[str], steps: int, config: TrainConfig, repeats: int = 3) -> list[dict]:
@@ -166,10 +204,11 @@ def timing_table(rows: list[dict], steps: int, command: str) -> str:
             f"process. Command: `{command}`\n\n" + "\n".join(lines))
 
 
-def setup(args) -> tuple[list[str], TrainConfig]:
+def setup(args, config: TrainConfig = PAPER) -> tuple[list[str], TrainConfig]:
     torch.set_num_threads(args.threads)
     models = [get(m).name for m in args.models.split(",") if m]
-    return models, dataclasses.replace(PAPER, steps=args.steps, lr=args.lr, progress=False)
+    return models, dataclasses.replace(config, steps=args.steps, lr=args.lr, arch=args.arch,
+                                       decay_every=args.decay_every or None, progress=False)
 
 
 def command_line() -> str:

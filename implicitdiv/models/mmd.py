@@ -19,9 +19,9 @@ def gmmn(data, samples, *, bandwidths=GMMN_BANDWIDTHS, backend=None) -> Terms:
         generator = sqrt(MMD_b^2),  MMD_b^2 = 1/N^2 sum k(x, x') + 1/M^2 sum k(y, y') - 2/(NM) sum k(x, y),
         k(x, y) = sum_s exp(-||x - y||^2 / (2 s^2)).
 
-    "mmd2" is MMD_b^2."""
+    "mmd2" is MMD_b^2. With a leading seed axis, (S, N, d), each seed's root, averaged over seeds."""
     m2 = idv.mmd2(data, samples, kernel="rbf", bandwidth=bandwidths, estimator="biased", backend=backend)
-    return {"generator": torch.sqrt(torch.clamp(m2, min=_TINY)), "mmd2": m2.detach()}
+    return {"generator": torch.sqrt(torch.clamp(m2, min=_TINY)).mean(), "mmd2": m2.detach().mean()}
 
 
 def mmd_gan(real_features, fake_features, *, bandwidths=MMD_GAN_BANDWIDTHS, backend=None) -> Terms:
@@ -31,6 +31,8 @@ def mmd_gan(real_features, fake_features, *, bandwidths=MMD_GAN_BANDWIDTHS, back
         min_G max_phi  MMD_b^2(f_phi(x), f_phi(G(z)))   with the mixture RBF kernel above
 
     discriminator = -MMD_b^2, generator = MMD_b^2 (the trainer clips the critic's weights, as
-    the paper does, so that the supremum stays bounded)."""
-    m2 = idv.mmd2(real_features, fake_features, kernel="rbf", bandwidth=bandwidths, estimator="biased", backend=backend)
+    the paper does, so that the supremum stays bounded). A leading seed axis gives the mean over
+    seeds."""
+    m2 = idv.mmd2(real_features, fake_features, kernel="rbf", bandwidth=bandwidths, estimator="biased",
+                  backend=backend).mean()
     return {"discriminator": -m2, "generator": m2, "mmd2": m2.detach()}

@@ -1,15 +1,20 @@
 """MODELS: every model of the set, name -> ModelSpec, the wiring from networks to its objective.
 
 A spec says which networks the model needs (an encoder, which critics, a learned decoder
-variance, InfoGAN's code head) and how one training step turns a data batch and prior noise into
-the objective's terms. The objectives themselves live in adversarial.py, mmd.py, autoencoders.py
-and joint.py, written only with implicitdiv's public functions.
+variance, InfoGAN's code head), in which order its players are updated, and how one step turns a
+data batch and prior noise into the objective's terms. The objectives themselves live in
+adversarial.py, mmd.py, autoencoders.py and joint.py, written only with implicitdiv's public
+functions.
+
+Every tensor a step sees carries a leading seed axis: x (S, B, d), z (S, B, latent), logits (S, B).
+The objectives average over all of it; the trainer multiplies by S, so each seed's parameters get
+the gradient of that seed's own mean.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -18,28 +23,42 @@ from implicitdiv.reference.ratio import FDIVERGENCES
 
 from . import adversarial, autoencoders, joint, mmd
 from .common import Terms, row_squared_error
+from .unrolled import unrolled_logits
 
-# critic kinds: "data" x -> logit, "features" x -> [x, phi(x)], "autoencoder" x -> x,
-# "pair" (x, z) -> logit, "latent" z -> logit, "cycle" (x, x') -> logit
+# critic kinds: "data" x -> logit (a trunk of features, then a head), "features" x -> [x, phi(x)],
+# "autoencoder" x -> x, "pair" (x, z) -> logit, "latent" z -> logit, "cycle" (x, x') -> logit
 CRITIC_KINDS = ("data", "features", "autoencoder", "pair", "latent", "cycle")
+UNROLL_STEPS = 5  # Metz et al. (2016) as VEEGAN ran it on the grid
 
 
 @dataclass
 class StepContext:
-    """What a step needs beyond networks and batch: the backend, the data's total variance (the
-    EBGAN margin) and per-run state (BEGAN's k_t)."""
+    """What a step needs beyond networks and batch: the backend, each seed's total data variance
+    (the EBGAN margin, (S, 1)), the seeds' random draws, the optimizers (Unrolled GAN replays the
+    critic's), the player being updated, and per-run state (BEGAN's k_t)."""
     backend: str | None = None
-    total_variance: float = 1.0
+    total_variance: Any = 1.0
+    draws: Any = None
+    optimizers: dict = field(default_factory=dict)
+    phase: str = "generator"
     state: dict = field(default_factory=dict)
+
+
+def _encode_data(nets, x):
+    return nets("E", x).chunk(2, dim=-1)[0]
+
+
+def _encode_features(nets, x):
+    return nets("E", nets("D", x, method="trunk")).chunk(2, dim=-1)[0]
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    step: Callable  # (nets, x, z, ctx) -> Terms
+    step: Callable  # (nets: StepNets, x, z, ctx) -> Terms
     uses: tuple[str, ...]  # the implicitdiv functions with a backend= that the objective calls
     critics: dict = field(default_factory=dict)  # net name -> critic kind
-    encoder: bool = False
+    encoder: str | None = None  # "data": E(x) -> (mean, logvar); "features": E reads critic D's trunk
     x_logvar: bool = False  # a learned log-variance of the Gaussian decoder
     code_dim: int = 0  # InfoGAN's continuous code, input of G next to z, read back by net "Q"
     critic_steps: int = 1  # critic updates per generator update
@@ -47,98 +66,144 @@ class ModelSpec:
     clip: float | None = None  # clamp critic weights to [-clip, clip] after each update
     metric: str = "mmd2"  # what training should improve: sample MMD^2, or held-out reconstruction MSE
                           # for the models whose objective reconstructs x
+    order: tuple[str, ...] = ()  # players in update order; default: critics (if any), then generator
+    optimizer: str = "adam"  # or "rmsprop" (WGAN)
+
+    def __post_init__(self):
+        if not self.order:
+            object.__setattr__(self, "order", ("discriminator", "generator") if self.critics else ("generator",))
+
+    def player_of(self, net: str) -> str:
+        """critics -> "discriminator"; E -> "encoder" when the model updates it on its own; else "generator"."""
+        if net in self.critics:
+            return "discriminator"
+        if net == "E" and "encoder" in self.order:
+            return "encoder"
+        return "generator"
+
+    def encode(self, nets, x):
+        """The code of x: the mean of q(z | x)."""
+        return (_encode_features if self.encoder == "features" else _encode_data)(nets, x)
 
 
-def _logit(net, *inputs) -> torch.Tensor:
-    return net(*inputs).squeeze(-1)
+def _logit(nets, name, *inputs, method="forward") -> torch.Tensor:
+    return nets(name, *inputs, method=method).squeeze(-1)
 
 
-def _gaussian(net, x):
-    mean, logvar = net(x).chunk(2, dim=-1)
+def _gaussian(nets, name, x):
+    mean, logvar = nets(name, x).chunk(2, dim=-1)
     return mean, logvar
 
 
-def _sample_code(nets, x, ctx):
-    """z ~ q(z | x) by the reparameterization trick."""
-    mean, logvar = _gaussian(nets["E"], x)
-    z, _ = idv.reparameterize(mean, logvar, backend=ctx.backend)
+def _sample_code(nets, x, ctx, name="eps_q"):
+    """z ~ q(z | x) by the reparameterization trick, with this iteration's noise `name`."""
+    mean, logvar = _gaussian(nets, "E", x)
+    z, _ = idv.reparameterize(mean, logvar, ctx.draws.normal(name, *mean.shape[1:]), backend=ctx.backend)
     return z, mean, logvar
 
 
 # ---- data-space adversarial models -------------------------------------------------------------
 
+def _data_logits(nets, ctx, x, name="D", method="forward") -> torch.Tensor:
+    """The critic's logits on data. Outside the critics' own update no gradient reads them (a
+    generator's loss depends on its samples only), so there they are the values from before the
+    critics' update, reused instead of recomputed: the reported discriminator term is pre-update."""
+    if ctx.phase == "discriminator":
+        return _logit(nets, name, x, method=method)
+    return nets.before_update(name, x, method=method).squeeze(-1)
+
+
 def _logit_game(objective, nets, x, z, ctx) -> Terms:
-    fake = nets["G"](z)
-    return objective(_logit(nets["D"], x), _logit(nets["D"], fake), backend=ctx.backend)
+    fake = nets("G", z)
+    return objective(_data_logits(nets, ctx, x), _logit(nets, "D", fake), backend=ctx.backend)
 
 
 def _wgan_gp(nets, x, z, ctx) -> Terms:
-    fake = nets["G"](z)
-    critic = nets["D"]
-    penalty = adversarial.gradient_penalty(lambda v: _logit(critic, v), x, fake)
-    return adversarial.wgan_gp(_logit(critic, x), _logit(critic, fake), penalty, backend=ctx.backend)
+    fake = nets("G", z)
+    critic = nets.module("D")
+    mix = ctx.draws.uniform("mix", x.shape[1])
+    penalty = adversarial.gradient_penalty(lambda v: critic(v).squeeze(-1), x, fake, mix=mix)
+    return adversarial.wgan_gp(_logit(nets, "D", x), _logit(nets, "D", fake), penalty, backend=ctx.backend)
+
+
+def _unrolled_gan(nets, x, z, ctx) -> Terms:
+    fake = nets("G", z)
+    real = _data_logits(nets, ctx, x)
+    if ctx.phase == "discriminator":
+        return adversarial.gan(real, _logit(nets, "D", fake), backend=ctx.backend)
+    unrolled = unrolled_logits(nets.module("D"), ctx.optimizers["discriminator"], x, fake, UNROLL_STEPS,
+                               backend=ctx.backend)
+    return adversarial.gan(real, unrolled, backend=ctx.backend)
 
 
 def _ebgan(nets, x, z, ctx) -> Terms:
-    fake = nets["G"](z)
-    ae = nets["D"]
-    return adversarial.ebgan(row_squared_error(x, ae(x)), row_squared_error(fake, ae(fake)),
+    fake = nets("G", z)
+    return adversarial.ebgan(row_squared_error(x, nets("D", x)), row_squared_error(fake, nets("D", fake)),
                              margin=ctx.total_variance)
 
 
 def _began(nets, x, z, ctx) -> Terms:
     began = ctx.state.setdefault("began", adversarial.BEGAN())
-    fake = nets["G"](z)
-    terms = began.losses(x, nets["D"](x), fake, nets["D"](fake))
-    began.update(terms)
+    fake = nets("G", z)
+    terms = began.losses(x, nets("D", x), fake, nets("D", fake))
+    if ctx.phase == "generator":  # k_t moves once per iteration, after both players' updates
+        began.update()
     return terms
 
 
 def _infogan(nets, x, z, ctx) -> Terms:
-    code = torch.randn(z.shape[0], nets["Q"].code_dim, dtype=z.dtype, device=z.device)
-    fake = nets["G"](torch.cat([z, code], dim=-1))
-    code_mean, code_logvar = _gaussian(nets["Q"], fake)
-    return adversarial.infogan(_logit(nets["D"], x), _logit(nets["D"], fake), code, code_mean, code_logvar,
+    code = ctx.draws.normal("code", z.shape[1], nets.module("Q").code_dim)
+    fake = nets("G", torch.cat([z, code], dim=-1))
+    code_mean, code_logvar = _gaussian(nets, "Q", fake)
+    return adversarial.infogan(_logit(nets, "D", x), _logit(nets, "D", fake), code, code_mean, code_logvar,
                                backend=ctx.backend)
 
 
 def _gmmn(nets, x, z, ctx) -> Terms:
-    return mmd.gmmn(x, nets["G"](z), backend=ctx.backend)
+    return mmd.gmmn(x, nets("G", z), backend=ctx.backend)
 
 
 def _mmd_gan(nets, x, z, ctx) -> Terms:
-    return mmd.mmd_gan(nets["D"](x), nets["D"](nets["G"](z)), backend=ctx.backend)
+    return mmd.mmd_gan(nets("D", x), nets("D", nets("G", z)), backend=ctx.backend)
 
 
 # ---- autoencoders -------------------------------------------------------------------------------
 
 def _vae(objective, nets, x, z, ctx) -> Terms:
     zq, mean, logvar = _sample_code(nets, x, ctx)
-    return objective(x, nets["G"](zq), nets["x_logvar"].value, mean, logvar, backend=ctx.backend)
+    return objective(x, nets("G", zq), nets("x_logvar"), mean, logvar, backend=ctx.backend)
 
 
 def _aae(nets, x, z, ctx) -> Terms:
     zq, _, _ = _sample_code(nets, x, ctx)
-    return autoencoders.aae(x, nets["G"](zq), _logit(nets["Dz"], z), _logit(nets["Dz"], zq), backend=ctx.backend)
+    return autoencoders.aae(x, nets("G", zq), _logit(nets, "Dz", z), _logit(nets, "Dz", zq), backend=ctx.backend)
 
 
 def _wae_gan(nets, x, z, ctx) -> Terms:
-    code, _ = _gaussian(nets["E"], x)
-    return autoencoders.wae_gan(x, nets["G"](code), _logit(nets["Dz"], z), _logit(nets["Dz"], code),
+    code = _encode_data(nets, x)
+    return autoencoders.wae_gan(x, nets("G", code), _logit(nets, "Dz", z), _logit(nets, "Dz", code),
                                 backend=ctx.backend)
 
 
 def _wae_mmd(nets, x, z, ctx) -> Terms:
-    code, _ = _gaussian(nets["E"], x)
-    return autoencoders.wae_mmd(x, nets["G"](code), code, z, backend=ctx.backend)
+    code = _encode_data(nets, x)
+    return autoencoders.wae_mmd(x, nets("G", code), code, z, backend=ctx.backend)
 
 
 def _alpha_gan(nets, x, z, ctx) -> Terms:
-    code, _ = _gaussian(nets["E"], x)
-    x_rec, fake = nets["G"](code), nets["G"](z)
-    d, c = nets["D"], nets["Dz"]
-    return autoencoders.alpha_gan(x, x_rec, _logit(d, x), _logit(d, x_rec), _logit(d, fake), _logit(c, z),
-                                  _logit(c, code), backend=ctx.backend)
+    code = _encode_data(nets, x)
+    x_rec, fake = nets("G", code), nets("G", z)
+    return autoencoders.alpha_gan(x, x_rec, _logit(nets, "D", x), _logit(nets, "D", x_rec), _logit(nets, "D", fake),
+                                  _logit(nets, "Dz", z), _logit(nets, "Dz", code), backend=ctx.backend)
+
+
+def _vaegan(nets, x, z, ctx) -> Terms:
+    zq, mean, logvar = _sample_code(nets, x, ctx)
+    x_rec, fake = nets("G", zq), nets("G", z)
+    h_real, h_rec, h_fake = (nets("D", v, method="trunk") for v in (x, x_rec, fake))
+    head = partial(_logit, nets, "D", method="head")
+    return autoencoders.vaegan(head(h_real), head(h_rec), head(h_fake), h_real, h_rec, mean, logvar,
+                               backend=ctx.backend)
 
 
 # ---- joint-distribution models ------------------------------------------------------------------
@@ -146,8 +211,8 @@ def _alpha_gan(nets, x, z, ctx) -> Terms:
 def _pairs(nets, x, z, ctx):
     """q-pairs (x, z_q), p-pairs (G(z), z) through the pair critic; also z_q and G(z)."""
     zq, _, _ = _sample_code(nets, x, ctx)
-    fake = nets["G"](z)
-    return _logit(nets["Dxz"], x, zq), _logit(nets["Dxz"], fake, z), zq, fake
+    fake = nets("G", z)
+    return _logit(nets, "Dxz", x, zq), _logit(nets, "Dxz", fake, z), zq, fake
 
 
 def _ali(nets, x, z, ctx) -> Terms:
@@ -157,37 +222,58 @@ def _ali(nets, x, z, ctx) -> Terms:
 
 def _alice_l2(nets, x, z, ctx) -> Terms:
     q, p, zq, _ = _pairs(nets, x, z, ctx)
-    return joint.alice_l2(q, p, x, nets["G"](zq), backend=ctx.backend)
+    return joint.alice_l2(q, p, x, nets("G", zq), backend=ctx.backend)
 
 
 def _alice_adversarial(nets, x, z, ctx) -> Terms:
     q, p, zq, _ = _pairs(nets, x, z, ctx)
-    x_rec = nets["G"](zq)
-    return joint.alice_adversarial(q, p, _logit(nets["Dxx"], x, x), _logit(nets["Dxx"], x, x_rec), backend=ctx.backend)
+    x_rec = nets("G", zq)
+    return joint.alice_adversarial(q, p, _logit(nets, "Dxx", x, x), _logit(nets, "Dxx", x, x_rec), backend=ctx.backend)
+
+
+def _veegan(nets, x, z, ctx) -> Terms:
+    fake = nets("G", z)
+    code = _encode_data(nets, x)
+    return joint.veegan(_logit(nets, "Dxz", fake, z), _logit(nets, "Dxz", x, code), z, _encode_data(nets, fake),
+                        backend=ctx.backend)
 
 
 def _vidm(nets, x, z, ctx) -> Terms:
-    q, p, _, fake = _pairs(nets, x, z, ctx)
-    z_mean, z_logvar = _gaussian(nets["E"], fake)
-    return joint.vidm(q, p, _logit(nets["D"], x), _logit(nets["D"], fake), z, z_mean, z_logvar, backend=ctx.backend)
+    zq, _, _ = _sample_code(nets, x, ctx)
+    fake = nets("G", z)
+    fake2 = nets("G", ctx.draws.normal("z2", *z.shape[1:]))
+    zq2, _, _ = _sample_code(nets, fake2, ctx, "eps_q2")
+    rec = nets("G", zq)
+    return joint.vidm(
+        joint_pairs=(_logit(nets, "Dj", x, zq), _logit(nets, "Dj", fake, z)),
+        codes=(_logit(nets, "Dz", zq), _logit(nets, "Dz", z)),
+        samples=(_logit(nets, "Dx", fake), _logit(nets, "Dx", x)),
+        generated_pairs=(_logit(nets, "Da", fake2, zq2), _logit(nets, "Da", fake, z)),
+        cycle_pairs=(_logit(nets, "Db", rec, zq), _logit(nets, "Db", x, zq)),
+        backend=ctx.backend)
 
 
-def _dali(objective, nets, x, z, ctx) -> Terms:
-    q, p, zq, fake = _pairs(nets, x, z, ctx)
-    z_mean, z_logvar = _gaussian(nets["E"], fake)
-    return objective(q, p, z, z_mean, z_logvar, x, nets["G"](zq), nets["x_logvar"].value, backend=ctx.backend)
+def _dali(objective, nets, x, z, ctx, encoder_on_features=True) -> Terms:
+    fake = nets("G", z)
+    h_fake = nets("D", fake, method="trunk")
+    z_mean, z_logvar = _gaussian(nets, "E", h_fake if encoder_on_features else fake)
+    return objective(_data_logits(nets, ctx, x), _logit(nets, "D", h_fake, method="head"), z, z_mean, z_logvar,
+                     backend=ctx.backend)
 
 
-def _dali_l2(nets, x, z, ctx) -> Terms:
-    q, p, zq, fake = _pairs(nets, x, z, ctx)
-    z_mean, _ = _gaussian(nets["E"], fake)
-    return joint.dali_l2(q, p, z, z_mean, x, nets["G"](zq), backend=ctx.backend)
-
-
-def _asvae(nets, x, z, ctx) -> Terms:
-    q, p, zq, fake = _pairs(nets, x, z, ctx)
-    z_mean, z_logvar = _gaussian(nets["E"], fake)
-    return joint.asvae(q, p, x, nets["G"](zq), nets["x_logvar"].value, z, z_mean, z_logvar, backend=ctx.backend)
+def _asvae(objective, nets, x, z, ctx) -> Terms:
+    zq, _, _ = _sample_code(nets, x, ctx)
+    x_logvar = nets("x_logvar")
+    x_gen, _ = idv.reparameterize(nets("G", z), x_logvar.expand(-1, z.shape[1], -1),
+                                  ctx.draws.normal("eps_x", *x.shape[1:]), backend=ctx.backend)
+    z_other = ctx.draws.normal("z_other", *z.shape[1:])  # p(z) drawn apart from x_gen's z
+    shift = ctx.draws.shifts("pair_other", x.shape[1])  # x with the code of another row: q(x) q(z)
+    zq_other = torch.gather(zq, 1, shift.unsqueeze(-1).expand_as(zq))
+    z_mean, z_logvar = _gaussian(nets, "E", x_gen)
+    return objective(
+        f_logits=(_logit(nets, "f", x, zq), _logit(nets, "f", x_gen, z_other)),
+        h_logits=(_logit(nets, "h", x_gen, z), _logit(nets, "h", x, zq_other)),
+        x=x, x_mean=nets("G", zq), x_logvar=x_logvar, z=z, z_mean=z_mean, z_logvar=z_logvar, backend=ctx.backend)
 
 
 # ---- the registry -------------------------------------------------------------------------------
@@ -195,6 +281,7 @@ def _asvae(nets, x, z, ctx) -> Terms:
 _GAME = ("adversarial_losses",)
 _REC = "reconstruction_mse"
 _PAIR = {"Dxz": "pair"}
+_DALI_ORDER = ("discriminator", "encoder", "generator")
 
 
 def _specs() -> dict[str, ModelSpec]:
@@ -203,8 +290,11 @@ def _specs() -> dict[str, ModelSpec]:
         ModelSpec("gan_minimax", partial(_logit_game, partial(adversarial.gan, saturating=True)), _GAME, {"D": "data"}),
         *[ModelSpec(f"fgan_{div}", partial(_logit_game, partial(adversarial.fgan, divergence=div)), _GAME,
                     {"D": "data"}) for div in FDIVERGENCES],
+        ModelSpec("wgan", partial(_logit_game, adversarial.wgan), _GAME, {"D": "data"}, critic_steps=5, clip=0.01,
+                  optimizer="rmsprop"),
         ModelSpec("wgan_gp", _wgan_gp, _GAME, {"D": "data"}, critic_steps=5),
         ModelSpec("sngan", partial(_logit_game, adversarial.hinge), _GAME, {"D": "data"}, spectral_norm=True),
+        ModelSpec("unrolled_gan", _unrolled_gan, _GAME + ("discriminator_loss",), {"D": "data"}),
         ModelSpec("lsgan", partial(_logit_game, adversarial.lsgan), _GAME, {"D": "data"}),
         ModelSpec("ebgan", _ebgan, (), {"D": "autoencoder"}),
         ModelSpec("began", _began, (), {"D": "autoencoder"}),
@@ -212,28 +302,38 @@ def _specs() -> dict[str, ModelSpec]:
         ModelSpec("gmmn", _gmmn, ("mmd2",)),
         ModelSpec("mmdgan", _mmd_gan, ("mmd2",), {"D": "features"}, clip=0.05),
         ModelSpec("vae", partial(_vae, autoencoders.vae), ("reparameterize", "gaussian_nll", "kl_std_normal"),
-                  encoder=True, x_logvar=True, metric=_REC),
+                  encoder="data", x_logvar=True, metric=_REC),
         ModelSpec("beta_vae", partial(_vae, autoencoders.beta_vae), ("reparameterize", "gaussian_nll", "kl_std_normal"),
-                  encoder=True, x_logvar=True, metric=_REC),
-        ModelSpec("aae", _aae, ("reparameterize",) + _GAME, {"Dz": "latent"}, encoder=True, metric=_REC),
-        ModelSpec("wae_gan", _wae_gan, _GAME, {"Dz": "latent"}, encoder=True, metric=_REC),
-        ModelSpec("wae_mmd", _wae_mmd, ("mmd2",), encoder=True, metric=_REC),
+                  encoder="data", x_logvar=True, metric=_REC),
+        ModelSpec("aae", _aae, ("reparameterize",) + _GAME, {"Dz": "latent"}, encoder="data", metric=_REC),
+        ModelSpec("wae_gan", _wae_gan, _GAME, {"Dz": "latent"}, encoder="data", metric=_REC),
+        ModelSpec("wae_mmd", _wae_mmd, ("mmd2",), encoder="data", metric=_REC),
         ModelSpec("alpha_gan", _alpha_gan, ("discriminator_loss",), {"D": "data", "Dz": "latent"},
-                  encoder=True, metric=_REC),
-        ModelSpec("ali", _ali, ("reparameterize", "discriminator_loss"), _PAIR, encoder=True),
-        ModelSpec("alice_l2", _alice_l2, ("reparameterize", "discriminator_loss"), _PAIR, encoder=True, metric=_REC),
+                  encoder="data", metric=_REC),
+        ModelSpec("vaegan", _vaegan, ("reparameterize", "discriminator_loss", "generator_loss", "gaussian_nll",
+                                      "kl_std_normal"), {"D": "data"}, encoder="data", metric=_REC,
+                  order=_DALI_ORDER),
+        ModelSpec("ali", _ali, ("reparameterize", "discriminator_loss"), _PAIR, encoder="data"),
+        ModelSpec("alice_l2", _alice_l2, ("reparameterize", "discriminator_loss"), _PAIR, encoder="data", metric=_REC),
         ModelSpec("alice_adversarial", _alice_adversarial, ("reparameterize", "discriminator_loss") + _GAME,
-                  {**_PAIR, "Dxx": "cycle"}, encoder=True, metric=_REC),
-        ModelSpec("vidm", _vidm, ("reparameterize", "discriminator_loss", "gaussian_nll"),
-                  {**_PAIR, "D": "data"}, encoder=True),
-        ModelSpec("dali", partial(_dali, joint.dali), ("reparameterize", "discriminator_loss", "gaussian_nll"), _PAIR,
-                  encoder=True, x_logvar=True, metric=_REC),
-        ModelSpec("dali_f", partial(_dali, joint.dali_f),
-                  ("reparameterize", "discriminator_loss", "fdiv_estimate", "gaussian_nll"), _PAIR, encoder=True,
-                  x_logvar=True, metric=_REC),
-        ModelSpec("dali_l2", _dali_l2, ("reparameterize", "discriminator_loss"), _PAIR, encoder=True, metric=_REC),
-        ModelSpec("asvae", _asvae, ("reparameterize", "discriminator_loss", "gaussian_nll"),
-                  _PAIR, encoder=True, x_logvar=True, metric=_REC),
+                  {**_PAIR, "Dxx": "cycle"}, encoder="data", metric=_REC),
+        ModelSpec("veegan", _veegan, ("discriminator_loss",), _PAIR, encoder="data"),
+        ModelSpec("vidm", _vidm, ("reparameterize", "discriminator_loss"),
+                  {"Dj": "pair", "Dz": "latent", "Dx": "data", "Da": "pair", "Db": "pair"}, encoder="data",
+                  spectral_norm=True),
+        ModelSpec("dali", partial(_dali, joint.dali), _GAME + ("gaussian_nll",), {"D": "data"}, encoder="features",
+                  order=_DALI_ORDER),
+        ModelSpec("dali_f", partial(_dali, joint.dali_f), _GAME + ("gaussian_nll",), {"D": "data"},
+                  encoder="features", order=_DALI_ORDER),
+        ModelSpec("dali_l2", partial(_dali, joint.dali_l2), _GAME + ("gaussian_nll",), {"D": "data"},
+                  encoder="features", order=_DALI_ORDER),
+        # DALI as the authors' toy script (gaussian_example.py) wires it: the encoder reads x itself
+        ModelSpec("dali_xenc", partial(_dali, joint.dali, encoder_on_features=False), _GAME + ("gaussian_nll",),
+                  {"D": "data"}, encoder="data", order=_DALI_ORDER),
+        *[ModelSpec(name, partial(_asvae, partial(joint.asvae, part=part)),
+                    ("reparameterize", "discriminator_loss", "gaussian_nll"), {"f": "pair", "h": "pair"},
+                    encoder="data", x_logvar=True, metric=_REC)
+          for name, part in (("asvae", "both"), ("asvae_r", "r"), ("asvae_g", "g"))],
     ]
     return {spec.name: spec for spec in s}
 

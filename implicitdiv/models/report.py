@@ -6,6 +6,7 @@ import statistics
 from pathlib import Path
 
 SECTION = "## Model set (issue 6)"
+PAPERS = "## The papers' tables, run here (issue 12)"
 
 
 def mean_spread(values: list[float], digits: int = 2) -> str:
