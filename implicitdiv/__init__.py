@@ -10,6 +10,7 @@ from .kernel_sums import kernel_sum
 from .kid import kid
 from .mmd import median_bandwidth, mmd2, mmd_test
 from .ratio import (
+    FDIVERGENCES,
     adversarial_losses,
     discriminator_loss,
     fdiv_estimate,
@@ -21,6 +22,7 @@ from .ratio import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "FDIVERGENCES",
     "adversarial_losses",
     "backends",
     "discriminator_loss",

@@ -12,7 +12,7 @@ from .backend import resolve
 from .ops import pairwise as ops
 from .reference import pairwise as ref
 from .reference.kernels import KERNELS
-from .statistics import permutation_test
+from .statistics import median_as_bandwidths, median_distance, permutation_test
 
 ESTIMATORS = ("biased", "unbiased", "linear")
 
@@ -76,15 +76,7 @@ def median_bandwidth(x: Tensor, y: Tensor) -> Tensor:
         raise ValueError(f"median_bandwidth takes (N, d) samples, got x of shape {tuple(x.shape)}")
     if x.shape[0] + y.shape[0] < 2:
         raise ValueError("median_bandwidth needs at least 2 pooled samples")
-    return ref.median_bandwidth(x, y)
-
-
-def median_as_bandwidths(median) -> tuple[float, ...]:
-    """The bandwidth tuple of bandwidth="median": the pooled median distance, an error when it is 0."""
-    bw = float(median)
-    if bw == 0.0:
-        raise ValueError("bandwidth='median' is 0 because the pooled samples coincide; pass a number")
-    return (bw if bw > 0 else 1.0,)  # NaN data: any bandwidth, the statistic is NaN anyway
+    return median_distance(x, y)
 
 
 @half_in_float32("mmd_test", native=triton_pairwise)

@@ -1,26 +1,61 @@
 """Statistics shared by the estimators of every backend and of implicitdiv.distributed: the MMD^2
-pair weights, the permutation test's weight matrix and its p-value. Not a backend: the reference,
-the fused path and the distributed path all read them from here."""
+pair weights, the median heuristic's bandwidth, the permutation test's weight matrix and its p-value.
+Not a backend: the reference, the fused path and the distributed path all read them from here."""
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 
-def mmd2_weights(n: int, m: int, unbiased: bool) -> tuple[float, float, float, float]:
-    """(w_xx, w_yy, a_xy, b_xy): MMD^2 = sum a_i k(x_i, x_j) a_j with a = w_xx, the same over y with
-    w_yy, plus sum_ij a_xy k(x_i, y_j) b_xy, i.e.
+class MMD2Weights(NamedTuple):
+    """MMD^2 = sum_ij xx k(x_i, x_j) xx + sum_ij yy k(y_i, y_j) yy + sum_ij cross_x k(x_i, y_j) cross_y."""
+    xx: float
+    yy: float
+    cross_x: float
+    cross_y: float
 
-        biased:   w_xx = 1/N, w_yy = 1/M (the diagonal included)
-        unbiased: w_xx = 1/sqrt(N(N-1)), w_yy = 1/sqrt(M(M-1)) (the diagonal left out)
-        cross:    a_xy = 1/N, b_xy = -2/M.
+
+def mmd2_weights(n: int, m: int, unbiased: bool) -> MMD2Weights:
+    """The constant pair weights of MMD^2 over N = n and M = m samples:
+
+        biased:   xx = 1/N, yy = 1/M (the diagonal included)
+        unbiased: xx = 1/sqrt(N(N-1)), yy = 1/sqrt(M(M-1)) (the diagonal left out)
+        cross:    cross_x = 1/N, cross_y = -2/M.
 
     csrc/pairwise_bindings.cpp (mmd2_t) writes the same weights in C++."""
-    w_xx = 1.0 / math.sqrt(n * (n - 1)) if unbiased else 1.0 / n
-    w_yy = 1.0 / math.sqrt(m * (m - 1)) if unbiased else 1.0 / m
-    return w_xx, w_yy, 1.0 / n, -2.0 / m
+    xx = 1.0 / math.sqrt(n * (n - 1)) if unbiased else 1.0 / n
+    yy = 1.0 / math.sqrt(m * (m - 1)) if unbiased else 1.0 / m
+    return MMD2Weights(xx, yy, 1.0 / n, -2.0 / m)
+
+
+MEDIAN_MAX_POINTS = 2048
+
+
+def median_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Median of ||z_i - z_j|| over the distinct pairs i < j of the pooled rows z = [x; y].
+
+    Above MEDIAN_MAX_POINTS pooled rows, an evenly spaced subset of that many rows is used, so the
+    cost stays bounded and the answer deterministic. Returns a detached 0-dim tensor.
+    """
+    z = torch.cat([x, y], dim=0).detach()
+    if z.shape[0] > MEDIAN_MAX_POINTS:
+        idx = torch.linspace(0, z.shape[0] - 1, MEDIAN_MAX_POINTS, device=z.device).round().long()
+        z = z[idx]
+    n = z.shape[0]
+    iu = torch.triu_indices(n, n, offset=1, device=z.device)
+    diff = z.unsqueeze(-2) - z.unsqueeze(-3)  # explicit differences: exact for near points
+    return (diff * diff).sum(-1)[iu[0], iu[1]].sqrt().median()
+
+
+def median_as_bandwidths(median) -> tuple[float, ...]:
+    """The bandwidth tuple of bandwidth="median": the pooled median distance, an error when it is 0."""
+    bw = float(median)
+    if bw == 0.0:
+        raise ValueError("bandwidth='median' is 0 because the pooled samples coincide; pass a number")
+    return (bw if bw > 0 else 1.0,)  # NaN data: any bandwidth, the statistic is NaN anyway
 
 
 def permutation_weights(n: int, m: int, permutations: int, seed, dtype, device) -> torch.Tensor:

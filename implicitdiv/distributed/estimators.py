@@ -6,10 +6,9 @@ import torch
 
 from .. import _validate as check
 from ..backend import resolve
-from ..kernel_sums import canonical
-from ..mmd import ESTIMATORS, median_as_bandwidths, median_bandwidth
-from ..reference.kernels import KERNELS
-from ..statistics import mmd2_weights, p_value, permutation_weights
+from ..kernel_sums import KERNELS, canonical
+from ..mmd import ESTIMATORS, median_bandwidth
+from ..statistics import median_as_bandwidths, mmd2_weights, p_value, permutation_weights
 from .agreement import Field, config_field, grad_field, tensor_fields, total_rows, validated
 from .exchange import EXCHANGES
 from .group import TRAFFIC, Group, gather_in_rank_order
@@ -106,18 +105,18 @@ def mmd2(x, y, *, kernel="rbf", bandwidth=1.0, estimator="biased", backend=None,
     m = total_rows(values, "y", 2 if unbiased else 1)
     batched = x.dim() == 3
     xb, yb = (x, y) if batched else (x.unsqueeze(0), y.unsqueeze(0))
-    wx, wy, wxy_x, wxy_y = mmd2_weights(n, m, unbiased)
+    w = mmd2_weights(n, m, unbiased)
     args = (kernel, bandwidths)
 
     def block(rows, cols, owner):
         (xr, yr), (xc, yc) = rows, cols
         if owner == grp.rank:
-            kxx = sym(xr, constant_weights(xr, wx), *args, unbiased, name)
-            kyy = sym(yr, constant_weights(yr, wy), *args, unbiased, name)
+            kxx = sym(xr, constant_weights(xr, w.xx), *args, unbiased, name)
+            kyy = sym(yr, constant_weights(yr, w.yy), *args, unbiased, name)
         else:
-            kxx = pair(xr, xc, constant_weights(xr, wx), constant_weights(xc, wx), *args, name)
-            kyy = pair(yr, yc, constant_weights(yr, wy), constant_weights(yc, wy), *args, name)
-        kxy = pair(xr, yc, constant_weights(xr, wxy_x), constant_weights(yc, wxy_y), *args, name)
+            kxx = pair(xr, xc, constant_weights(xr, w.xx), constant_weights(xc, w.xx), *args, name)
+            kyy = pair(yr, yc, constant_weights(yr, w.yy), constant_weights(yc, w.yy), *args, name)
+        kxy = pair(xr, yc, constant_weights(xr, w.cross_x), constant_weights(yc, w.cross_y), *args, name)
         return kxx + kyy + kxy
 
     bsz, d = xb.shape[0], xb.shape[-1]
@@ -180,8 +179,8 @@ def mmd_test(x, y, *, kernel="rbf", bandwidth="median", permutations=1000, seed=
             return pair(zr, zc, per_rank[grp.rank], per_rank[owner], kernel, bandwidths, name)
 
         z = torch.cat([x, y]).unsqueeze(0)
-        plan = sharded_sum(grp, exchange, [[(1, v[X_ROWS] + v[Y_ROWS], d)] for v in values], z, 1, block)
-        stats = run(plan, (z,), (z,))[0]
+        pooled = sharded_sum(grp, exchange, [[(1, v[X_ROWS] + v[Y_ROWS], d)] for v in values], z, 1, block)
+        stats = run(pooled, (z,), (z,))[0]
         return stats[0], p_value(stats)
 
 

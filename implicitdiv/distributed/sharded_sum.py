@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -24,6 +25,13 @@ class ShardedSum:
     block: Callable  # (rows, cols, owner) -> (B, P)
 
 
+class BlockGraph(NamedTuple):
+    """One block's forward kept for backward: its row and column leaves and its (B, P) output."""
+    rows: list
+    cols: list
+    out: torch.Tensor
+
+
 def leaves(tensors, needs) -> list[torch.Tensor]:
     return [t.detach().requires_grad_(n) for t, n in zip(tensors, needs)]
 
@@ -37,41 +45,41 @@ class ShardedPairSumFunction(torch.autograd.Function):
     comes round again."""
 
     @staticmethod
-    def forward(ctx, plan: ShardedSum, *tensors):
-        rows, local = tensors[: plan.n_rows], tensors[plan.n_rows:]
+    def forward(ctx, sharded: ShardedSum, *tensors):
+        rows, local = tensors[: sharded.n_rows], tensors[sharded.n_rows:]
         needs = ctx.needs_input_grad[1:]
         graphs, partial = {}, []
 
         def visit(owner, cols):
-            if not (any(needs) and (plan.exchange.keeps_shards or owner == plan.grp.rank)):
-                partial.append(plan.block(rows, cols, owner))
+            if not (any(needs) and (sharded.exchange.keeps_shards or owner == sharded.grp.rank)):
+                partial.append(sharded.block(rows, cols, owner))
                 return
             with torch.enable_grad():
-                r_in, c_in = leaves(rows, needs[: plan.n_rows]), leaves(cols, needs[plan.n_rows:])
-                out = plan.block(r_in, c_in, owner)
-            graphs[owner] = (r_in, c_in, out)
+                r_in, c_in = leaves(rows, needs[: sharded.n_rows]), leaves(cols, needs[sharded.n_rows:])
+                out = sharded.block(r_in, c_in, owner)
+            graphs[owner] = BlockGraph(r_in, c_in, out)
             partial.append(out.detach())
 
-        ctx.state = plan.exchange.forward(plan.grp, plan.cols, local, visit)
+        ctx.state = sharded.exchange.forward(sharded.grp, sharded.cols, local, visit)
         part = partial[0]
         for p in partial[1:]:
             part = part + p
         part = check.nan_unless_finite(part, *tensors, batched=True)  # each rank rules on the inputs it owns
-        ctx.plan, ctx.graphs = plan, graphs
+        ctx.sharded, ctx.graphs = sharded, graphs
         ctx.save_for_backward(*tensors)
-        return sum_over_ranks(plan.grp, part)
+        return sum_over_ranks(sharded.grp, part)
 
     @staticmethod
     def backward(ctx, g):
         if torch.is_grad_enabled():
             raise RuntimeError("implicitdiv.distributed: double backward (create_graph=True) is not supported; "
                                "differentiate the distributed estimators once")
-        plan, tensors = ctx.plan, ctx.saved_tensors
-        rows, local = tensors[: plan.n_rows], tensors[plan.n_rows:]
+        sharded, tensors = ctx.sharded, ctx.saved_tensors
+        rows, local = tensors[: sharded.n_rows], tensors[sharded.n_rows:]
         needs = ctx.needs_input_grad[1:]
-        row_needs, col_needs = needs[: plan.n_rows], needs[plan.n_rows:]
-        g = mean_over_ranks(plan.grp, g.contiguous())
-        row_grads = [None] * plan.n_rows
+        row_needs, col_needs = needs[: sharded.n_rows], needs[sharded.n_rows:]
+        g = mean_over_ranks(sharded.grp, g.contiguous())
+        row_grads = [None] * sharded.n_rows
         graphs, ctx.graphs = ctx.graphs, {}  # used once: a second backward recomputes
 
         def visit(owner, cols):
@@ -80,26 +88,26 @@ class ShardedPairSumFunction(torch.autograd.Function):
             else:
                 with torch.enable_grad():
                     r_in, c_in = leaves(rows, row_needs), leaves(cols, col_needs)
-                    out = plan.block(r_in, c_in, owner)
+                    out = sharded.block(r_in, c_in, owner)
             wanted = [t for t in r_in + c_in if t.requires_grad]
             if not out.requires_grad or not wanted:
                 return (None,) * len(c_in)
             found = iter(torch.autograd.grad(out, wanted, g, allow_unused=True))
             grads = [next(found) if t.requires_grad else None for t in r_in + c_in]
-            for i, gr in enumerate(grads[: plan.n_rows]):
+            for i, gr in enumerate(grads[: sharded.n_rows]):
                 if gr is not None:
                     row_grads[i] = gr if row_grads[i] is None else row_grads[i] + gr
-            return tuple(grads[plan.n_rows:])
+            return tuple(grads[sharded.n_rows:])
 
-        col_grads = plan.exchange.backward(plan.grp, plan.cols, local, ctx.state, visit)
+        col_grads = sharded.exchange.backward(sharded.grp, sharded.cols, local, ctx.state, visit)
         out = [gr if n else None for gr, n in zip(row_grads, row_needs)]
         out += [gr.clone() if n else None for gr, n in zip(col_grads, col_needs)]
         out = [torch.zeros_like(t) if n and gr is None else gr for t, n, gr in zip(tensors, needs, out)]
         return (None, *out)
 
 
-def run(plan: ShardedSum, rows, local) -> torch.Tensor:
-    return ShardedPairSumFunction.apply(plan, *rows, *local)
+def run(sharded: ShardedSum, rows, local) -> torch.Tensor:
+    return ShardedPairSumFunction.apply(sharded, *rows, *local)
 
 
 def pair(x, y, a, b, kernel, bandwidths, backend):

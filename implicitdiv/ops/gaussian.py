@@ -41,7 +41,8 @@ def _wanted_outputs(function, needs):
     if function == "kl_gaussians":
         mq, lq, mp, lp = needs
         return [mq or mp, lq, lp]
-    return [True, needs[1], needs[2]]  # z itself, dz/dlv, dz/deps
+    _, lv, eps = needs  # reparameterize(mean, logvar, eps)
+    return [True, lv, eps]  # z itself, dz/dlv, dz/deps
 
 
 def _fused_grads(function, xs, outs, needs, g, g_log_q, kernels):
@@ -52,13 +53,15 @@ def _fused_grads(function, xs, outs, needs, g, g_log_q, kernels):
         return [None if o is None else scale_in_place(o, g, kernels) for o in outs]
     if function == "kl_gaussians":  # d/dmean_p = -d/dmean_q
         dmq, dlq, dlp = outs
+        need_mq, _, need_mp, _ = needs
         g_mq = None if dmq is None else scale_in_place(dmq, g, kernels)
-        g_mp = None if not needs[2] else (-g_mq if needs[0] else g_mq.neg_())
-        return [g_mq if needs[0] else None, None if dlq is None else scale_in_place(dlq, g, kernels), g_mp,
+        g_mp = None if not need_mp else (-g_mq if need_mq else g_mq.neg_())
+        return [g_mq if need_mq else None, None if dlq is None else scale_in_place(dlq, g, kernels), g_mp,
                 None if dlp is None else scale_in_place(dlp, g, kernels)]
     _, dz_dlv, dz_deps = outs
+    _, _, eps = xs  # reparameterize(mean, logvar, eps)
     return [g, None if dz_dlv is None else dz_dlv.mul_(g).add_(g_log_q, alpha=-0.5),
-            None if dz_deps is None else dz_deps.mul_(g).addcmul_(g_log_q, xs[2], value=-1.0)]
+            None if dz_deps is None else dz_deps.mul_(g).addcmul_(g_log_q, eps, value=-1.0)]
 
 
 def _reference(function, reduction, xs):

@@ -10,9 +10,10 @@ import torch
 
 
 def small_upstream(grads) -> bool:
-    """Whether some upstream gradient is a 0-dim CPU tensor below 1 in magnitude (on a GPU reading it
-    would synchronize every backward: there the edge stays)."""
-    return any(isinstance(g, torch.Tensor) and g.dim() == 0 and g.device.type == "cpu" and bool(g.abs() < 1)
+    """Whether some upstream gradient is a 0-dim CPU tensor below 1 in magnitude outside torch.compile
+    (on a GPU reading it would synchronize every backward, and a traced graph cannot branch on it:
+    there the edge stays)."""
+    return not torch.compiler.is_compiling() and any(isinstance(g, torch.Tensor) and g.dim() == 0 and g.device.type == "cpu" and bool(g.abs() < 1)
                for g in grads)
 
 

@@ -7,10 +7,9 @@ losses and, when an input needs a gradient, the scaled derivatives scale * f'(v)
 the backward scales (and where terms share a derivative buffer, shifts) those by the incoming
 gradients and never touches the logits again. Terms on one input whose derivatives are affine in one
 quantity (softplus(v) and softplus(-v): sigmoid(v) and sigmoid(v) - 1) share one buffer, see
-derivative_plan: one buffer less to allocate and write in the forward, and one in-place pass less in
-the backward. With
-create_graph=True (grad mode on inside backward) the backward recomputes through the differentiable
-reference instead, so double backward is exact. The saved derivatives are handed to the first
+derivative_shares: one buffer less to allocate and write in the forward, and one in-place pass less
+in the backward. With create_graph=True (grad mode on inside backward) the backward recomputes
+through the differentiable reference instead, so double backward is exact. The saved derivatives are handed to the first
 backward, which scales them in place into the gradients (no new buffers); a repeated backward
 (retain_graph=True) recomputes through the reference.
 
@@ -27,12 +26,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
 from ..kernels import load
 from ..reference import ratio as ref
-from .derivative_sharing import derivative_plan
+from .derivative_sharing import derivative_shares
 from .in_place import affine_in_place, cpu_eager
 from .library import fused_op
 from .ratio_terms import CONJUGATE, DISCRIMINATOR, NEG_ACTIVATION, Term, generator_term, term
@@ -55,65 +55,79 @@ def _ratio_op(xs: list[torch.Tensor], inputs: list[int], maps: str, signs: list[
     return list(values) + [d for d in derivs if d is not None]
 
 
-@dataclass(frozen=True)
-class CallPlan:
-    """What one loss call hands the op and its backward, fixed by the terms, the inputs' sizes and
-    dtype and which inputs need a gradient: derivative_plan's carriers, the derivative buffers
-    wanted, and the op's term columns."""
-    carriers: tuple
+class OpArgs(NamedTuple):
+    """The registered op's arguments after the logits (each term's fields as a column, maps joined
+    with ","), in _ratio_op's order."""
+    inputs: list
+    maps: str
+    signs: list
+    offsets: list
+    outs: list
+    n_out: int
+    reduce: bool
+    mean: bool
     want: list
-    op_args: tuple  # inputs, maps, signs, offsets, outs, n_out, reduce, mean, want
 
 
-def _make_plan(terms, n_out, reduce, mean, numels, dtype, needs) -> CallPlan:
-    carriers = tuple(derivative_plan(terms, numels, dtype, mean, needs))
-    want = [p is not None and p[0] == k for k, p in enumerate(carriers)]
+@dataclass(frozen=True)
+class OpCall:
+    """What one loss call hands the op and its backward, fixed by the terms, the inputs' sizes and
+    dtype and which inputs need a gradient: each term's Share of a derivative buffer
+    (derivative_shares), which terms write a buffer (want), and the registered op's arguments."""
+    shares: tuple
+    want: list
+    op_args: OpArgs
+
+
+def _make_op_call(terms, n_out, reduce, mean, numels, dtype, needs) -> OpCall:
+    shares = tuple(derivative_shares(terms, numels, dtype, mean, needs))
+    want = [s is not None and s.carrier == k for k, s in enumerate(shares)]
     inputs, maps, signs, offsets, outs = (list(c) for c in zip(*terms))
-    return CallPlan(carriers, want, (inputs, ",".join(maps), signs, offsets, outs, n_out, reduce, mean, want))
+    return OpCall(shares, want, OpArgs(inputs, ",".join(maps), signs, offsets, outs, n_out, reduce, mean, want))
 
 
-_cached_plan = functools.lru_cache(maxsize=512)(_make_plan)
+_cached_op_call = functools.lru_cache(maxsize=512)(_make_op_call)
 
 
-def call_plan(terms, n_out, reduce, mean, numels, dtype, needs) -> CallPlan:
-    """The CallPlan, made once per configuration in eager mode (torch.compile traces _make_plan)."""
+def op_call(terms, n_out, reduce, mean, numels, dtype, needs) -> OpCall:
+    """The OpCall, made once per configuration in eager mode (torch.compile traces _make_op_call)."""
     if torch.compiler.is_compiling():
-        return _make_plan(terms, n_out, reduce, mean, numels, dtype, needs)
-    return _cached_plan(terms, n_out, reduce, mean, numels, dtype, needs)
+        return _make_op_call(terms, n_out, reduce, mean, numels, dtype, needs)
+    return _cached_op_call(terms, n_out, reduce, mean, numels, dtype, needs)
 
 
-def _forward(xs, terms, n_out, reduce, mean, plan: CallPlan, backend):
+def _forward(xs, terms, n_out, reduce, mean, call: OpCall, backend):
     """(values, derivatives per term or None): the registered op while torch.compile traces, the
     kernel module itself in eager mode (the same call, without packing the outputs into one list)."""
     if torch.compiler.is_compiling():
-        results = _ratio_op(list(xs), *plan.op_args, backend)
+        results = _ratio_op(list(xs), *call.op_args, backend)
         count = n_out if reduce else len(terms)
         rest = iter(results[count:])
-        return results[:count], [next(rest) if w else None for w in plan.want]
-    return load(backend, "ratio").ratio_forward(xs, terms, n_out, reduce, mean, plan.want)
+        return results[:count], [next(rest) if w else None for w in call.want]
+    return load(backend, "ratio").ratio_forward(xs, terms, n_out, reduce, mean, call.want)
 
 
 class RatioLossFunction(torch.autograd.Function):
     """forward((function, args, terms, n_out, reduce, mean, backend), *xs) -> the n_out losses
-    (reduce) or one tensor per term; terms are (input, map, sign, offset, out), divided by their
+    (reduce) or one tensor per term; terms are ratio_terms.Term tuples, divided by their
     input's size when mean; derivatives are written for the inputs that need a gradient, one buffer
-    per derivative_plan carrier. function(*xs, *args) in implicitdiv.reference.ratio is the
+    per carrier term (derivative_shares). function(*xs, *args) in implicitdiv.reference.ratio is the
     differentiable ground truth used for double backward. Applied only in grad mode."""
 
     @staticmethod
     def forward(ctx, config, *xs):
         function, args, terms, n_out, reduce, mean, backend = config
         needs = tuple(ctx.needs_input_grad[1:])
-        plan = call_plan(terms, n_out, reduce, mean, tuple(x.numel() for x in xs), xs[0].dtype, needs)
-        values, derivs = _forward(xs, terms, n_out, reduce, mean, plan, backend)
+        call = op_call(terms, n_out, reduce, mean, tuple(x.numel() for x in xs), xs[0].dtype, needs)
+        values, derivs = _forward(xs, terms, n_out, reduce, mean, call, backend)
         ctx.save_for_backward(*xs)
         ctx.derivs = derivs  # handed over to the first backward
-        ctx.config = (function, args, terms, reduce, plan.carriers, backend)
+        ctx.config = (function, args, terms, reduce, call.shares, backend)
         return tuple(values)
 
     @staticmethod
     def backward(ctx, *grads):
-        function, args, terms, reduce, plan, backend = ctx.config
+        function, args, terms, reduce, shares, backend = ctx.config
         needs = ctx.needs_input_grad[1:]
         if torch.is_grad_enabled() or ctx.derivs is None:  # create_graph, or a repeat with retain_graph
             xs = ctx.saved_tensors
@@ -125,10 +139,10 @@ class RatioLossFunction(torch.autograd.Function):
             grads = [float(g) for g in grads]
         scales: dict = {}  # carrier -> sum of g * k over its terms
         shifts: list = [None] * len(needs)  # input -> sum of g * e over its terms
-        for t, (tm, p) in enumerate(zip(terms, plan)):
-            if p is None:
+        for t, (tm, share) in enumerate(zip(terms, shares)):
+            if share is None:
                 continue
-            c, k, e = p
+            c, k, e = share.carrier, share.k, share.e
             g = grads[tm.out] if reduce else grads[t]
             if k:
                 scales[c] = (g if k == 1 else k * g) if c not in scales else scales[c] + k * g
@@ -155,8 +169,8 @@ def _run(function, args, xs, terms, n_out, reduce, mean, backend):
     if torch.is_grad_enabled() and any(x.requires_grad for x in xs):
         return RatioLossFunction.apply((function, args, terms, n_out, reduce, mean, backend), *xs)
     if torch.compiler.is_compiling():
-        plan = call_plan(terms, n_out, reduce, mean, tuple(x.numel() for x in xs), xs[0].dtype, (False,) * len(xs))
-        return tuple(_forward(xs, terms, n_out, reduce, mean, plan, backend)[0])
+        call = op_call(terms, n_out, reduce, mean, tuple(x.numel() for x in xs), xs[0].dtype, (False,) * len(xs))
+        return tuple(_forward(xs, terms, n_out, reduce, mean, call, backend)[0])
     return tuple(load(backend, "ratio").ratio_forward(xs, terms, n_out, reduce, mean, (False,) * len(terms))[0])
 
 

@@ -1,5 +1,5 @@
-"""Naive pairwise estimators: kernel sums, MMD^2, the median heuristic, the permutation test and the
-Gaussian-mixture log-density. Each builds the full N x M matrix; they are the ground truth.
+"""Naive pairwise estimators: kernel sums, MMD^2, the permutation test and the Gaussian-mixture
+log-density. Each builds the full N x M matrix; they are the ground truth.
 
 Shapes are the canonical ones the public layer hands down: x (B, N, d), y (B, M, d),
 weights a (B, N, P), b (B, M, P); results (B, P).
@@ -11,7 +11,7 @@ import math
 import torch
 
 from ..statistics import permutation_test
-from .kernels import kernel_diagonal, kernel_matrix, paired_kernel, squared_distances
+from .kernels import kernel_diagonal, kernel_matrix, paired_kernel
 
 
 def kernel_sum(x, y, a, b, kernel: str, bandwidths: tuple[float, ...]) -> torch.Tensor:
@@ -58,25 +58,6 @@ def mmd2(x, y, kernel: str, bandwidths: tuple[float, ...], estimator: str) -> to
     kxx = kxx - kernel_diagonal(x, kernel, bandwidths).sum(-1)
     kyy = kyy - kernel_diagonal(y, kernel, bandwidths).sum(-1)
     return kxx / (n * (n - 1)) + kyy / (m * (m - 1)) - 2.0 * kxy / (n * m)
-
-
-MEDIAN_MAX_POINTS = 2048
-
-
-def median_bandwidth(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Median of ||z_i - z_j|| over the distinct pairs i < j of the pooled rows z = [x; y].
-
-    Above MEDIAN_MAX_POINTS pooled rows, an evenly spaced subset of that many rows is used, so the
-    cost stays bounded and the answer deterministic. Returns a detached 0-dim tensor.
-    """
-    z = torch.cat([x, y], dim=0).detach()
-    if z.shape[0] > MEDIAN_MAX_POINTS:
-        idx = torch.linspace(0, z.shape[0] - 1, MEDIAN_MAX_POINTS, device=z.device).round().long()
-        z = z[idx]
-    n = z.shape[0]
-    iu = torch.triu_indices(n, n, offset=1, device=z.device)
-    dist = squared_distances(z, z)[iu[0], iu[1]].sqrt()
-    return dist.median()
 
 
 def mmd_test(x, y, kernel: str, bandwidths: tuple[float, ...], permutations: int, seed):
