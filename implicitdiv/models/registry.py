@@ -19,15 +19,11 @@ from typing import Any, Callable
 import torch
 
 import implicitdiv as idv
-from implicitdiv.reference.ratio import FDIVERGENCES
 
 from . import adversarial, autoencoders, joint, mmd
 from .common import Terms, row_squared_error
 from .unrolled import unrolled_logits
 
-# critic kinds: "data" x -> logit (a trunk of features, then a head), "features" x -> [x, phi(x)],
-# "autoencoder" x -> x, "pair" (x, z) -> logit, "latent" z -> logit, "cycle" (x, x') -> logit
-CRITIC_KINDS = ("data", "features", "autoencoder", "pair", "latent", "cycle")
 UNROLL_STEPS = 5  # Metz et al. (2016) as VEEGAN ran it on the grid
 
 
@@ -289,7 +285,7 @@ def _specs() -> dict[str, ModelSpec]:
         ModelSpec("gan", partial(_logit_game, adversarial.gan), _GAME, {"D": "data"}),
         ModelSpec("gan_minimax", partial(_logit_game, partial(adversarial.gan, saturating=True)), _GAME, {"D": "data"}),
         *[ModelSpec(f"fgan_{div}", partial(_logit_game, partial(adversarial.fgan, divergence=div)), _GAME,
-                    {"D": "data"}) for div in FDIVERGENCES],
+                    {"D": "data"}) for div in idv.FDIVERGENCES],
         ModelSpec("wgan", partial(_logit_game, adversarial.wgan), _GAME, {"D": "data"}, critic_steps=5, clip=0.01,
                   optimizer="rmsprop"),
         ModelSpec("wgan_gp", _wgan_gp, _GAME, {"D": "data"}, critic_steps=5),
