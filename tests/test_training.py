@@ -18,7 +18,6 @@ import implicitdiv as idv
 from implicitdiv.models import MODELS, TrainConfig, evaluate, load_data, networks, train, trainer
 from implicitdiv.models.trainer import evaluate_seeds, run_from_cli
 from implicitdiv.models.unrolled import unrolled_logits
-from implicitdiv.ops import registry as op_registry
 
 from .equivalence import assert_close
 
@@ -110,7 +109,7 @@ def test_stacked_seeds_can_differ_from_alone():
 
 def _fully_fused(model: str) -> bool:
     uses = MODELS[model].uses
-    return bool(uses) and all(op_registry.has("cpp", f) for f in uses)
+    return bool(uses) and all("cpp" in idv.backends(f) for f in uses)
 
 
 CURVE_STEPS = 30
@@ -124,7 +123,7 @@ def test_reference_and_cpp_give_the_same_loss_curve(model, grid):
     if not uses:
         pytest.skip(f"{model} calls no implicitdiv function that takes a backend (its energies are reconstruction errors)")
     if not _fully_fused(model):
-        missing = [f for f in uses if not op_registry.has("cpp", f)]
+        missing = [f for f in uses if "cpp" not in idv.backends(f)]
         pytest.skip(f"cpp has no fused {', '.join(missing)} yet (implicitdiv/ops/registry.py)")
     config = TrainConfig(steps=CURVE_STEPS, batch_size=64, progress=False)
     ref = train(model, grid, backend="reference", seed=3, config=config).history

@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 
 import implicitdiv as idv
-from implicitdiv.ops import registry as op_registry
 
 from .data import load
 from .registry import get
@@ -50,7 +49,7 @@ def fast_backend(model: str) -> tuple[str | None, str]:
     uses = get(model).uses
     if "cpp" not in idv.backends():
         return None, "implicitdiv._C is not built"
-    fused = [f for f in uses if op_registry.has("cpp", f)]
+    fused = [f for f in uses if "cpp" in idv.backends(f)]
     if not uses:
         return None, "calls no implicitdiv function with a backend"
     if len(fused) == len(uses):
