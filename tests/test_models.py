@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from implicitdiv.models import adversarial, autoencoders, data, joint, metrics, mmd
+from implicitdiv.models import adversarial, autoencoders, data, joint, metrics, moment_matching
 from implicitdiv.models.registry import MODELS, get
 
 RNG = np.random.default_rng(7)
@@ -178,15 +178,15 @@ def test_gmmn_is_the_root_of_the_biased_multi_bandwidth_mmd2():
     x, y = RNG.standard_normal((5, 2)), RNG.standard_normal((4, 2)) + 0.5
     bws = (0.5, 1.0, 3.0)
     expected = rbf_mmd2(x, y, bws)
-    terms = mmd.gmmn(t(x), t(y), bandwidths=bws)
+    terms = moment_matching.gmmn(t(x), t(y), bandwidths=bws)
     close(terms["mmd2"], expected)
     close(terms["generator"], np.sqrt(expected))
 
 
 def test_mmd_gan_on_features():
     fx, fy = RNG.standard_normal((6, 3)), RNG.standard_normal((5, 3))
-    expected = rbf_mmd2(fx, fy, mmd.MMD_GAN_BANDWIDTHS)
-    terms = mmd.mmd_gan(t(fx), t(fy))
+    expected = rbf_mmd2(fx, fy, moment_matching.MMD_GAN_BANDWIDTHS)
+    terms = moment_matching.mmd_gan(t(fx), t(fy))
     close(terms["generator"], expected)
     close(terms["discriminator"], -expected)
 

@@ -149,7 +149,7 @@ def _adversarial_loss(backend, batch):
 
 
 def _gmmn_loss(backend, batch):
-    from .mmd import GMMN_BANDWIDTHS
+    from .moment_matching import GMMN_BANDWIDTHS
 
     x, y = torch.randn(batch, 2), torch.randn(batch, 2, requires_grad=True)
     torch.autograd.grad(idv.mmd2(x, y, kernel="rbf", bandwidth=GMMN_BANDWIDTHS, backend=backend), y)

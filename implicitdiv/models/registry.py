@@ -3,7 +3,7 @@
 A spec says which networks the model needs (an encoder, which critics, a learned decoder
 variance, InfoGAN's code head), in which order its players are updated, and how one step turns a
 data batch and prior noise into the objective's terms. The objectives themselves live in
-adversarial.py, mmd.py, autoencoders.py and joint.py, written only with implicitdiv's public
+adversarial.py, moment_matching.py, autoencoders.py and joint.py, written only with implicitdiv's public
 functions.
 
 Every tensor a step sees carries a leading seed axis: x (S, B, d), z (S, B, latent), logits (S, B).
@@ -20,7 +20,7 @@ import torch
 
 import implicitdiv as idv
 
-from . import adversarial, autoencoders, joint, mmd
+from . import adversarial, autoencoders, joint, moment_matching
 from .common import Terms, row_squared_error
 from .unrolled import unrolled_logits
 
@@ -156,11 +156,11 @@ def _infogan(nets, x, z, ctx) -> Terms:
 
 
 def _gmmn(nets, x, z, ctx) -> Terms:
-    return mmd.gmmn(x, nets("G", z), backend=ctx.backend)
+    return moment_matching.gmmn(x, nets("G", z), backend=ctx.backend)
 
 
 def _mmd_gan(nets, x, z, ctx) -> Terms:
-    return mmd.mmd_gan(nets("D", x), nets("D", nets("G", z)), backend=ctx.backend)
+    return moment_matching.mmd_gan(nets("D", x), nets("D", nets("G", z)), backend=ctx.backend)
 
 
 # ---- autoencoders -------------------------------------------------------------------------------
