@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .backend import BACKENDS
 from .bench.cli import add_arguments as add_bench_arguments
+from .kernel_sums import KERNELS
 
 ALPHA = 0.05
 
@@ -82,11 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("two-sample", help="kernel two-sample (MMD permutation) test of two sample files")
     p.add_argument("a", help="samples of P: .npy, .npz or .csv rows")
     p.add_argument("b", help="samples of Q: .npy, .npz or .csv rows")
-    p.add_argument("--kernel", default="rbf", choices=("rbf", "laplacian", "imq", "energy", "linear"))
+    p.add_argument("--kernel", default="rbf", choices=KERNELS)
     p.add_argument("--bandwidth", type=_bandwidth, default="median", help="'median' (default) or a number > 0")
     p.add_argument("--permutations", type=int, default=1000)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--backend", default=None, choices=("reference", "cpp", "triton", "auto"))
+    p.add_argument("--backend", default=None, choices=BACKENDS)
     p.set_defaults(run=two_sample)
 
     p = sub.add_parser("bench", help="time the functions on every backend, C++ instruction set and peer; "
@@ -102,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("--data", default="grid25", help="grid25, ring8, digits, mnist5k or a .npy file of rows")
     p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--backend", default=None, choices=("reference", "cpp", "triton", "auto"))
+    p.add_argument("--backend", default=None, choices=BACKENDS)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/latest")
     p.set_defaults(run=train)
