@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from implicitdiv.models import PAPER, benchmark  # noqa: E402
+from implicitdiv.models import PAPER, artefacts, benchmark  # noqa: E402
 from implicitdiv.models.report import PAPERS, mean_spread, write_subsection  # noqa: E402
 
 MODELS = ("dali", "alice_l2", "ali")
@@ -55,7 +55,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     models, config = benchmark.setup(args, CONFIG)
     if args.table_from:
-        records = benchmark.read_log(Path(args.table_from))
+        records = artefacts.read_log(Path(args.table_from))
         data = sorted({r["data"] for r in records})
         how = sorted({"{} thread(s), backend {}".format(r["threads"], r["backend"]) for r in records})
         body = (f"Table written from the log {args.table_from} by `{benchmark.command_line()}` (data {', '.join(data)}; "

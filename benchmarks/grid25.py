@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from implicitdiv.models import PAPER, benchmark, load_data, train  # noqa: E402
+from implicitdiv.models import PAPER, artefacts, benchmark, load_data, train  # noqa: E402
 from implicitdiv.models.report import PAPERS, mean_spread, write_subsection  # noqa: E402
 
 TABLE2 = ("gan", "ali", "unrolled_gan", "vaegan", "veegan", "sngan", "dali", "dali_f")
@@ -178,8 +178,7 @@ def training_spread(seeds: int, steps: int = 200) -> None:
     """Per model of the set, trained / untrained value of its metric for each of `seeds` seeds
     (toy networks, batch 64, `steps` steps, stacked), as JSON lines: the seed-to-seed spread that
     the threshold of tests/test_training.py rests on."""
-    from implicitdiv.models import MODELS, TrainConfig
-    from implicitdiv.models.trainer import evaluate_seeds
+    from implicitdiv.models import MODELS, TrainConfig, evaluate_seeds
 
     data = load_data("grid25")
     for model, spec in sorted(MODELS.items()):
@@ -253,10 +252,10 @@ def main(argv=None) -> None:
         return
     if args.table_from:
         body = f"Table written from the log {args.table_from} by `{benchmark.command_line()}`.\n\n" + table(
-            benchmark.read_log(Path(args.table_from)))
-        curve = benchmark.curve_log(Path(args.table_from))
+            artefacts.read_log(Path(args.table_from)))
+        curve = artefacts.curve_log(Path(args.table_from))
         if curve.exists():
-            body += f"\n\nDuring training ({curve}):\n\n" + curve_table(benchmark.read_log(curve))
+            body += f"\n\nDuring training ({curve}):\n\n" + curve_table(artefacts.read_log(curve))
         print(body)
         if not args.no_write:
             write_subsection(Path(args.results), TITLE, body, PAPERS)
@@ -282,7 +281,7 @@ def main(argv=None) -> None:
         benchmark.run_all("grid25", models, args.seeds, config, args.backend, log, args.device, args.checkpoint_every)
         body = (f"Command: `{benchmark.command_line()}` (backend {args.backend}, {args.threads} torch thread(s); "
                 f"mean ± std over seeds 0..{args.seeds - 1}; the table reads every record of the log {log}).\n\n"
-                + table(benchmark.read_log(log)))
+                + table(artefacts.read_log(log)))
         print(body)
         if not args.no_write:
             write_subsection(Path(args.results), TITLE if args.paper else "grid25: modes and % high quality", body,

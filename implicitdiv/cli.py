@@ -72,7 +72,7 @@ def doctor(args) -> int:
 
 
 def train(args) -> int:
-    from .models.trainer import run_from_cli
+    from .models.train_command import run_from_cli
 
     return run_from_cli(args) or 0
 
@@ -103,9 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model of the set on toy data")
     p.add_argument("model")
     p.add_argument("--data", default="grid25", help="grid25, ring8, digits, mnist5k or a .npy file of rows")
-    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--steps", type=int, default=None)
     p.add_argument("--backend", default=None, choices=BACKENDS)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None)
     p.add_argument("--out", default="runs/latest")
     p.set_defaults(run=train)
     return parser

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 import implicitdiv as idv
-from implicitdiv.models import MODELS, TrainConfig, evaluate, load_data, networks, train, trainer
-from implicitdiv.models.trainer import evaluate_seeds, run_from_cli
+from implicitdiv.models import (MODELS, TrainConfig, evaluate, evaluate_seeds, load_data, networks, run_from_cli, train,
+                                trainer)
 from implicitdiv.models.unrolled import unrolled_logits
 
 from .equivalence import assert_close

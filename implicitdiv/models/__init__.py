@@ -9,6 +9,8 @@ registry MODELS (name -> spec), toy data, metrics and a trainer.
 """
 from .data import load as load_data
 from .registry import MODELS
-from .trainer import PAPER, TrainConfig, evaluate, evaluate_seeds, run_from_cli, train
+from .evaluation import evaluate, evaluate_seeds
+from .train_command import run_from_cli
+from .trainer import PAPER, TrainConfig, train
 
 __all__ = ["MODELS", "PAPER", "TrainConfig", "evaluate", "evaluate_seeds", "load_data", "run_from_cli", "train"]

@@ -16,9 +16,11 @@ import torch
 
 import implicitdiv as idv
 
+from .artefacts import append_records, curve_log
 from .data import load
+from .evaluation import evaluate_seeds
 from .registry import get
-from .trainer import PAPER, TrainConfig, evaluate_seeds, train
+from .trainer import PAPER, TrainConfig, train
 
 
 def parser(description: str, models: tuple[str, ...], steps: int, config: TrainConfig = PAPER) -> argparse.ArgumentParser:
@@ -59,19 +61,6 @@ def fast_backend(model: str) -> tuple[str | None, str]:
     return None, f"no fused cpp op yet for {', '.join(uses)}"
 
 
-def _append(path: Path, records: list[dict], echo: bool = True) -> None:
-    with path.open("a") as f:
-        f.write("".join(json.dumps(rec) + "\n" for rec in records))
-    if echo:
-        for rec in records:
-            print(json.dumps(rec), flush=True)
-
-
-def curve_log(log: Path) -> Path:
-    """Where run_stack appends the checkpoints of the runs it logs to `log`."""
-    return log.with_name(log.stem + "_curve.jsonl")
-
-
 def run_stack(data_name: str, model: str, seeds: int, config: TrainConfig, backend: str, log: Path,
               device="cpu", checkpoint_every: int = 0) -> list[dict]:
     """Train `model` for seeds 0 .. seeds-1 stacked into one set of networks (seed s on
@@ -84,15 +73,16 @@ def run_stack(data_name: str, model: str, seeds: int, config: TrainConfig, backe
             "stacked_seeds": seeds}
 
     def checkpoint(t, run):
-        _append(curve_log(log), [{**base, "seed": s, "checkpoint": t, "wall_seconds": time.perf_counter() - t0,
-                                  "metrics": m} for s, m in zip(run.seeds, evaluate_seeds(run))], echo=False)
+        records = [{**base, "seed": s, "checkpoint": t, "wall_seconds": time.perf_counter() - t0, "metrics": m}
+                   for s, m in zip(run.seeds, evaluate_seeds(run))]
+        append_records(curve_log(log), records, echo=False)
 
     run = train(model, lambda s: load(data_name, seed=s), backend=backend, seeds=list(range(seeds)), config=config,
                 device=device, checkpoint_every=checkpoint_every, on_checkpoint=checkpoint)
     wall = time.perf_counter() - t0
     records = [{**base, "seed": seed, "step_seconds": run.step_seconds, "wall_seconds": wall, "metrics": m}
                for seed, m in zip(run.seeds, evaluate_seeds(run))]
-    _append(log, records)
+    append_records(log, records)
     return records
 
 
@@ -100,10 +90,6 @@ def run_all(data_name: str, models: list[str], seeds: int, config: TrainConfig, 
             device="cpu", checkpoint_every: int = 0) -> list[dict]:
     return [r for model in models
             for r in run_stack(data_name, model, seeds, config, backend, log, device, checkpoint_every)]
-
-
-def read_log(log: Path) -> list[dict]:
-    return [json.loads(line) for line in Path(log).read_text().splitlines() if line.strip()]
 
 
 def run_and_report(data_name: str, models: list[str], args, config: TrainConfig, table, title: str,

@@ -15,23 +15,19 @@ saves per-call overhead (benchmarks/RESULTS.md, "Stacked seeds").
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import metrics, networks
-from .data import Dataset, load
+from . import networks
+from .data import Dataset
 from .registry import ModelSpec, StepContext, get
 
-SAMPLES = 2_500
 DEFAULT_STEPS = 2_000
 
 
@@ -311,96 +307,3 @@ def train(model: str, data, *, backend=None, seed: int = 0, seeds: list[int] | N
         run.step_seconds = (time.perf_counter() - start) / config.steps
     nets.eval()
     return run
-
-
-def _noise(run: Run, n: int, seed: int) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    w = run.nets["G"][0].weight
-    z = torch.randn(n, run.latent_dim + run.spec.code_dim, generator=gen, dtype=w.dtype)
-    return z.to(w.device).expand(len(run.seeds), -1, -1)
-
-
-@torch.no_grad()
-def sample(run: Run, n: int = SAMPLES, seed: int = 12345) -> torch.Tensor:
-    """n rows from every seed's generator (eval mode), from one fixed noise draw: (S, n, d)."""
-    run.nets.eval()
-    return run.nets["G"](_noise(run, n, seed))
-
-
-@torch.no_grad()
-def reconstruct(run: Run, rows: torch.Tensor) -> torch.Tensor:
-    """x -> mean of q(z | x) -> G, for (S, n, d) rows."""
-    run.nets.eval()
-    nets = StepNets(run.nets, {name: "" for name in run.nets})
-    return run.nets["G"](run.spec.encode(nets, rows))
-
-
-def evaluate_seeds(run: Run, samples: torch.Tensor | None = None) -> list[dict[str, float]]:
-    """Per seed: mode metrics (mixtures of Gaussians), sample MMD^2 against held-out rows, and the
-    held-out reconstruction MSE for models with an encoder."""
-    samples = (sample(run) if samples is None else samples).cpu()
-    if run.spec.encoder:
-        n_test = min(d.test.shape[0] for d in run.data)
-        w = run.nets["G"][0].weight
-        tests = torch.stack([d.test[:n_test] for d in run.data]).to(w.device, w.dtype)
-        recs = reconstruct(run, tests).cpu()
-        tests = tests.cpu()
-    out = []
-    for i, data in enumerate(run.data):
-        m: dict[str, float] = {}
-        if data.modes is not None:
-            m.update(metrics.mode_metrics(samples[i], data.modes, data.std))
-        m["mmd2"] = metrics.sample_mmd2(samples[i], data.test)
-        if run.spec.encoder:
-            m["reconstruction_mse"] = metrics.reconstruction_mse(tests[i], recs[i])
-        out.append(m)
-    return out
-
-
-def evaluate(run: Run, samples: torch.Tensor | None = None) -> dict[str, float]:
-    """evaluate_seeds() of a one-seed run (samples: (n, d) or (1, n, d))."""
-    if len(run.seeds) != 1:
-        raise ValueError(f"evaluate() takes a one-seed run, this one has seeds {run.seeds}: use evaluate_seeds()")
-    if samples is not None and samples.dim() == 2:
-        samples = samples.unsqueeze(0)
-    return evaluate_seeds(run, samples)[0]
-
-
-def train_and_write(model: str, data_name: str, *, steps: int = DEFAULT_STEPS, backend=None, seed: int = 0,
-                    out: str | Path | None = None) -> dict:
-    """Train, then write metrics.json, samples.npy (2,500 rows), samples.png and, for models with
-    an encoder, reconstructions.png into `out`. Returns the metrics record."""
-    from . import plots
-
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
-    data = load(data_name, seed=seed)
-    config = TrainConfig(steps=steps)
-    run = train(model, data, backend=backend, seed=seed, config=config)
-    samples = sample(run)[0]
-    out = Path(out or f"runs/{run.spec.name}-{data.name}-s{seed}")
-    out.mkdir(parents=True, exist_ok=True)
-    record = {
-        "model": run.spec.name, "data": data.name, "steps": steps, "backend": backend or "auto", "seed": seed,
-        "arch": config.arch, "step_seconds": run.step_seconds, "metrics": evaluate(run, samples),
-        "final_terms": {k: v[-1] for k, v in run.history.items()},
-    }
-    (out / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
-    np.save(out / "samples.npy", samples.numpy())
-    plots.samples(out / "samples.png", samples, data, title=f"{run.spec.name} on {data.name}, {steps} steps")
-    if run.spec.encoder:
-        rows = data.test[:64]
-        plots.reconstructions(out / "reconstructions.png", rows, reconstruct(run, rows.unsqueeze(0))[0], data)
-    return record
-
-
-def run_from_cli(args) -> int:
-    """`implicitdiv train MODEL --data D [--steps N] [--backend B] [--seed S] [--out DIR]`:
-    train_and_write() with the parsed arguments; prints the metrics, returns the exit status 0."""
-    steps = getattr(args, "steps", None)
-    seed = getattr(args, "seed", None)
-    record = train_and_write(args.model, args.data, steps=DEFAULT_STEPS if steps is None else steps,
-                             backend=getattr(args, "backend", None), seed=0 if seed is None else seed,
-                             out=getattr(args, "out", None))
-    print(json.dumps({k: record[k] for k in ("model", "data", "steps", "backend", "seed", "metrics")}))
-    return 0
