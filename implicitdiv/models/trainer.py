@@ -101,9 +101,6 @@ class StepNets:
     def module(self, name: str) -> nn.Module:
         return self.nets[name]
 
-    def __contains__(self, name: str) -> bool:
-        return name in self.nets
-
     def __call__(self, name: str, *inputs, method: str = "forward"):
         key = (name, method, tuple(id(t) for t in inputs))
         if key not in self.memo:
