@@ -244,7 +244,7 @@ def test_asvae_critics_share_no_parameter(grid):
         assert f and h and not ({id(p) for p in f} & {id(p) for p in h})
         assert not ({p.data_ptr() for p in f} & {p.data_ptr() for p in h})
     run = train("asvae_r", grid, backend="reference", config=TrainConfig(steps=2, batch_size=8, progress=False))
-    untouched = trainer.build(MODELS["asvae_r"], grid, TrainConfig(), [0])[0]
+    untouched = trainer.build(MODELS["asvae_r"], grid, TrainConfig(), [0]).nets
     for name in ("f", "h"):
         moved = any(not torch.equal(a, b) for a, b in zip(run.nets[name].parameters(), untouched[name].parameters()))
         assert moved == (name == "f"), name
@@ -256,7 +256,7 @@ def test_vidm_has_five_spectral_norm_critics(grid):
     spec = MODELS["vidm"]
     assert spec.critics == {"Dj": "pair", "Dz": "latent", "Dx": "data", "Da": "pair", "Db": "pair"}
     run = train("vidm", grid, backend="reference", config=TrainConfig(steps=2, batch_size=8, progress=False))
-    untouched = trainer.build(spec, grid, TrainConfig(), [0])[0]
+    untouched = trainer.build(spec, grid, TrainConfig(), [0]).nets
     for name in spec.critics:
         linears = [m for m in run.nets[name].modules() if isinstance(m, networks.Linear)]
         assert linears and all(m.spectral for m in linears)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, NamedTuple
 
 import torch
 from torch import nn
@@ -89,33 +89,49 @@ class Draws:
         return self._stack(name, lambda g: (torch.arange(n) + torch.randint(1, max(2, n), (1,), generator=g)) % n)
 
 
+class NetCall(NamedTuple):
+    """One network call as StepNets remembers it; the inputs by identity."""
+    net: str
+    method: str
+    input_ids: tuple[int, ...]
+
+    @classmethod
+    def of(cls, net: str, method: str, inputs: tuple) -> NetCall:
+        return cls(net, method, tuple(id(t) for t in inputs))
+
+
+class NetOutput(NamedTuple):
+    inputs: tuple  # kept while the output is remembered, so that their ids stay unique
+    value: Any
+
+
 class StepNets:
     """The networks as a step sees them: nets("G", z) or nets("D", x, method="trunk") calls the
     network and remembers the output until the player that owns the network is updated."""
 
     def __init__(self, nets: nn.ModuleDict, owner: dict[str, str]):
         self.nets, self.owner = nets, owner
-        self.memo: dict[tuple, tuple] = {}
-        self.before: dict[tuple, tuple] = {}  # forgotten outputs, detached: their value before the update
+        self.memo: dict[NetCall, NetOutput] = {}
+        self.before: dict[NetCall, NetOutput] = {}  # forgotten outputs, detached: their value before the update
 
     def module(self, name: str) -> nn.Module:
         return self.nets[name]
 
     def __call__(self, name: str, *inputs, method: str = "forward"):
-        key = (name, method, tuple(id(t) for t in inputs))
+        key = NetCall.of(name, method, inputs)
         if key not in self.memo:
             net = self.nets[name]
             fn = net if method == "forward" else getattr(net, method)  # modules called, so hooks run
-            self.memo[key] = (inputs, fn(*inputs))  # inputs kept: their ids stay unique
-        return self.memo[key][1]
+            self.memo[key] = NetOutput(inputs, fn(*inputs))
+        return self.memo[key].value
 
     def before_update(self, name: str, *inputs, method: str = "forward"):
         """The output as it was before the owner's last update in this iteration, detached (the
         current one if there was none): for terms that are only reported, never differentiated,
         in a later player's update, e.g. a critic's logits on data in the generator's update."""
-        key = (name, method, tuple(id(t) for t in inputs))
+        key = NetCall.of(name, method, inputs)
         if key in self.before:
-            return self.before[key][1]
+            return self.before[key].value
         return self(name, *inputs, method=method)
 
     def forget(self, player: str | None = None) -> None:
@@ -123,9 +139,9 @@ class StepNets:
         if player is None:
             self.memo, self.before = {}, {}
             return
-        for k in [k for k in self.memo if self.owner[k[0]] == player]:
+        for k in [k for k in self.memo if self.owner[k.net] == player]:
             inputs, out = self.memo.pop(k)
-            self.before[k] = (inputs, out.detach() if torch.is_tensor(out) else out)
+            self.before[k] = NetOutput(inputs, out.detach() if torch.is_tensor(out) else out)
 
 
 @dataclass
@@ -159,7 +175,12 @@ def _critic(kind: str, d: int, latent: int, a: networks.Arch, gens, spectral: bo
     raise ValueError(f"unknown critic kind {kind!r}")
 
 
-def build(spec: ModelSpec, data: Dataset, config: TrainConfig, seeds: list[int]) -> tuple[nn.ModuleDict, int]:
+class Networks(NamedTuple):
+    nets: nn.ModuleDict
+    latent_dim: int
+
+
+def build(spec: ModelSpec, data: Dataset, config: TrainConfig, seeds: list[int]) -> Networks:
     """The model's networks for `seeds` (seed s initialized from torch.Generator().manual_seed(s)
     alone) and its latent dim."""
     a = networks.arch(config.arch)
@@ -171,7 +192,7 @@ def build(spec: ModelSpec, data: Dataset, config: TrainConfig, seeds: list[int])
         nets = _networks(spec, data, a, latent, gens)
     finally:
         torch.set_default_dtype(before)
-    return nets, latent
+    return Networks(nets, latent)
 
 
 def _networks(spec: ModelSpec, data: Dataset, a: networks.Arch, latent: int, gens) -> nn.ModuleDict:
