@@ -79,13 +79,13 @@ def alpha_gan(x, x_rec, real_logits, rec_logits, sample_logits, prior_logits, co
                                           - E[log D/(1-D)](G(E(x))) - E[log D/(1-D)](G(z))
                                           - E[log C/(1-C)](E(x))
         discriminator = GAN loss of D (real x vs. both fakes) + GAN loss of C (prior vs. codes)"""
-    fakes = idv.log_density_ratio(rec_logits), idv.log_density_ratio(sample_logits)
+    rec_ratio, sample_ratio = idv.log_density_ratio(rec_logits), idv.log_density_ratio(sample_logits)
     codes = idv.log_density_ratio(code_logits)
     rec = absolute_error(x, x_rec)
     d_data = idv.discriminator_loss(real_logits, torch.cat([rec_logits, sample_logits], -1), kind="gan",
                                     backend=backend)
     d_code = idv.discriminator_loss(prior_logits, code_logits, kind="gan", backend=backend)
-    generator = weight * rec - fakes[0].mean() - fakes[1].mean() - codes.mean()
+    generator = weight * rec - rec_ratio.mean() - sample_ratio.mean() - codes.mean()
     return {"generator": generator, "discriminator": d_data + d_code, "reconstruction": rec.detach()}
 
 

@@ -97,8 +97,9 @@ def vidm(*, joint_pairs, codes, samples, generated_pairs, cycle_pairs, backend=N
     pairs = {"joint": joint_pairs, "codes": codes, "samples": samples, "generated": generated_pairs,
              "cycle": cycle_pairs}
     d = sum(idv.discriminator_loss(num, den, kind="gan", backend=backend) for num, den in pairs.values())
-    kl = {"joint": _dc(joint_pairs), "codes": idv.log_density_ratio(codes[0]).mean(),
-          "samples": idv.log_density_ratio(samples[0]).mean(), "generated": _dc(generated_pairs),
+    (encoded, _), (sampled, _) = codes, samples  # the numerators: E(x) and G(z)
+    kl = {"joint": _dc(joint_pairs), "codes": idv.log_density_ratio(encoded).mean(),
+          "samples": idv.log_density_ratio(sampled).mean(), "generated": _dc(generated_pairs),
           "cycle": _dc(cycle_pairs)}
     return {"discriminator": d, "generator": sum(kl.values()), **{f"kl_{k}": v.detach() for k, v in kl.items()}}
 
@@ -176,12 +177,14 @@ def asvae(*, f_logits, h_logits, x, x_mean, x_logvar, z, z_mean, z_logvar, part=
     d, g = 0.0, 0.0
     if part in ("both", "r"):
         nll_x = idv.gaussian_nll(x, x_mean, x_logvar, backend=backend)
-        d = d + idv.discriminator_loss(*f_logits, kind="gan", backend=backend)
-        g = g + nll_x + f_logits[0].mean()
+        f_pos, f_neg = f_logits
+        d = d + idv.discriminator_loss(f_pos, f_neg, kind="gan", backend=backend)
+        g = g + nll_x + f_pos.mean()
         terms["data_nll"] = nll_x.detach()
     if part in ("both", "g"):
         nll_z = idv.gaussian_nll(z, z_mean, z_logvar, backend=backend)
-        d = d + idv.discriminator_loss(*h_logits, kind="gan", backend=backend)
-        g = g + nll_z + h_logits[0].mean()
+        h_pos, h_neg = h_logits
+        d = d + idv.discriminator_loss(h_pos, h_neg, kind="gan", backend=backend)
+        g = g + nll_z + h_pos.mean()
         terms["latent_nll"] = nll_z.detach()
     return {"discriminator": d, "generator": g, **terms}
