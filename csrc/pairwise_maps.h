@@ -21,7 +21,7 @@
 namespace implicitdiv {
 
 enum class Kernel : int { rbf = 0, laplacian = 1, imq = 2, energy = 3, linear = 4, polynomial = 5 };
-// The names of the codes, in code order (implicitdiv.reference.kernels.KERNELS; a test compares them).
+// The names of the codes, in code order: implicitdiv._codes.KERNELS (tests/test_kernel_codes.py).
 constexpr const char* kKernelNames[] = {"rbf", "laplacian", "imq", "energy", "linear", "polynomial"};
 constexpr int kKernels = sizeof(kKernelNames) / sizeof(kKernelNames[0]);
 

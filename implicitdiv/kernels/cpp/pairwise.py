@@ -17,9 +17,10 @@ from __future__ import annotations
 import torch
 
 from ... import _C
+from ..._codes import KERNELS
 from .buffers import prepare
 
-KERNEL_CODES = {"rbf": 0, "laplacian": 1, "imq": 2, "energy": 3, "linear": 4, "polynomial": 5}
+KERNEL_CODES = {name: code for code, name in enumerate(KERNELS)}
 
 
 def _threads() -> int:

@@ -34,8 +34,8 @@ import triton
 from .pairwise_mixture import mixture_grad_components_kernel, mixture_grad_z_kernel, mixture_lse_kernel
 from .pairwise_sums import pair_grad_kernel, pair_rows_kernel
 from .pairwise_tiles import KIND_CODES
+from ..._codes import DOT_KERNELS
 from ..._validate import all_finite
-from ...reference.kernels import DOT_KERNELS
 
 PRECISIONS = ("ieee", "tf32")
 NEAR_FRACTION = {"ieee": 2.0**-6, "tf32": 2.0**-3}

@@ -17,15 +17,11 @@ exact products and float32 accumulation as the tensor cores.
 import triton
 import triton.language as tl
 
-RBF = tl.constexpr(0)
-LAPLACIAN = tl.constexpr(1)
-IMQ = tl.constexpr(2)
-ENERGY = tl.constexpr(3)
-LINEAR = tl.constexpr(4)
-POLYNOMIAL = tl.constexpr(5)
+from ..._codes import KERNELS
 
-KIND_CODES = {"rbf": RBF.value, "laplacian": LAPLACIAN.value, "imq": IMQ.value, "energy": ENERGY.value,
-              "linear": LINEAR.value, "polynomial": POLYNOMIAL.value}
+KIND_CODES = {name: code for code, name in enumerate(KERNELS)}
+RBF, LAPLACIAN, IMQ, ENERGY, LINEAR, POLYNOMIAL = (
+    tl.constexpr(KIND_CODES[name]) for name in ("rbf", "laplacian", "imq", "energy", "linear", "polynomial"))
 
 
 @triton.jit
