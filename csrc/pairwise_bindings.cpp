@@ -279,6 +279,8 @@ void bind_pairwise(py::module_& m) {
       "pairwise_kernel_names",
       [] { return std::vector<std::string>(kKernelNames, kKernelNames + kKernels); },
       "the kernels of the pairwise engine, in the order of their codes");
+  m.def("pairwise_near_fraction", [] { return engine::kNear; },
+        "pairs with s < this fraction of |x - c|^2 + |y - c|^2 get s from explicit differences");
   m.def("pairwise_sum_forward", &sum_forward,
         "out (B, P) = sum_ij a_ip k(x_i, y_j) b_jp, tiled (sym: y = x, each unordered tile pair once)",
         py::arg("is_double"), py::arg("kernel"), py::arg("bandwidths"), py::arg("sym"), py::arg("exclude_diag"),

@@ -34,7 +34,10 @@ template <typename T>
 struct KernelMap {
   using V = simd::Vec<T>;
   Kernel kind;
-  std::vector<T> c;  // per bandwidth: 1/(2 sigma^2) for rbf, 1/sigma for laplacian, sigma for imq
+  // Per bandwidth, positive (the maps negate them: exp(-c s)); the Triton kernels' coef is the same
+  // (implicitdiv/kernels/triton/pairwise.py _coefficients): 1/(2 sigma^2) for rbf, 1/sigma for
+  // laplacian, sigma for imq.
+  std::vector<T> c;
   T gamma = 0, c0 = 0;  // polynomial
   int degree = 0;
 
