@@ -12,14 +12,12 @@
 namespace py = pybind11;
 
 namespace implicitdiv {
-void bind_distances(py::module_& m);
 void bind_pairwise(py::module_& m);
 void bind_losses(py::module_& m);
 }  // namespace implicitdiv
 
 PYBIND11_MODULE(IMPLICITDIV_MODULE_NAME, m) {
   m.doc() = "implicitdiv CPU kernels over raw buffers";
-  implicitdiv::bind_distances(m);
   implicitdiv::bind_pairwise(m);
   implicitdiv::bind_losses(m);
   m.def("openmp_built", &implicitdiv::openmp_built, "whether this module was built with OpenMP");

@@ -15,6 +15,7 @@ enum class GaussianKind : int {
   kCount
 };
 
+// A kind's code is its index here: implicitdiv._codes.GAUSSIAN_KINDS in order (tests/test_kernel_codes.py).
 inline constexpr const char* kGaussianKindNames[] = {"nll", "kl_std_normal", "kl_gaussians", "reparameterize"};
 static_assert(sizeof(kGaussianKindNames) / sizeof(kGaussianKindNames[0]) == static_cast<int>(GaussianKind::kCount),
               "one name per kind");

@@ -1,6 +1,7 @@
 // The elementwise maps f(v) behind every discriminator log-ratio loss, each returning f(v) and
 // writing f'(v). A loss term is scale * (f(v) + offset); the kind -> (map, scale, offset) table
-// lives in implicitdiv/ops/ratio.py, which passes maps by the names in kMapNames.
+// lives in implicitdiv/ops/ratio_terms.py. A map's code is its index in kMapNames, the names of
+// implicitdiv._codes.RATIO_MAPS in order (tests/test_kernel_codes.py).
 #pragma once
 #include "losses_math.h"
 

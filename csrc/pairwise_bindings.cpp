@@ -23,7 +23,7 @@ namespace implicitdiv {
 namespace {
 
 using engine::Score;
-using engine::Shape;
+using engine::PassConfig;
 using engine::Side;
 
 template <typename T>
@@ -42,13 +42,13 @@ void check_sizes(int64_t batch, int64_t n, int64_t m, int64_t D) {
 // NaN or an Inf.
 template <typename T>
 void sum_forward_t(int kernel, const std::vector<double>& bandwidths, bool sym, bool exclude_diag, int64_t batch,
-                   int64_t n, int64_t m, int64_t d, int64_t P, std::uintptr_t x, std::uintptr_t a, std::uintptr_t y,
+                   int64_t n, int64_t m, int64_t d, int64_t P, std::uintptr_t x, std::uintptr_t y, std::uintptr_t a,
                    std::uintptr_t b, std::uintptr_t out, int threads) {
   const KernelMap<T> map(kernel, bandwidths);
-  const Shape sh = sum_shape(kernel, sym, exclude_diag, d, P);
+  const PassConfig cfg = sum_config(kernel, sym, exclude_diag, d, P);
   const int workers = engine::workers_for(threads, n, m, d + 4 * P);
   for (int64_t e = 0; e < batch; ++e) {
-    const PointPair<T> pts(sh, at<T>(x, e * n * d), n, sym ? nullptr : at<T>(y, e * m * d), m);
+    const PointPair<T> pts(cfg, at<T>(x, e * n * d), n, sym ? nullptr : at<T>(y, e * m * d), m);
     const T* ae = at<T>(a, e * n * P);
     const T* be = sym ? nullptr : at<T>(b, e * m * P);
     T* oute = ptr<T>(out) + e * P;
@@ -59,7 +59,7 @@ void sum_forward_t(int kernel, const std::vector<double>& bandwidths, bool sym, 
     const Side<T> R = side(pts.x, ae);
     const Side<T> C = sym ? R : side(pts.y, be);
     std::vector<double> sums(P);
-    engine::sum_forward(sh, map, R, C, sums.data(), workers);
+    engine::sum_forward(cfg, map, R, C, sums.data(), workers);
     round_into(sums, oute);
   }
 }
@@ -68,16 +68,16 @@ void sum_forward_t(int kernel, const std::vector<double>& bandwidths, bool sym, 
 // sum, whose points and weights sit on both sides of each pair).
 template <typename T>
 void sum_rows_backward_t(int kernel, const std::vector<double>& bandwidths, bool sym, bool exclude_diag,
-                         int64_t batch, int64_t n, int64_t m, int64_t d, int64_t P, std::uintptr_t x, std::uintptr_t a,
-                         std::uintptr_t y, std::uintptr_t b, std::uintptr_t g, double factor, std::uintptr_t gx,
+                         int64_t batch, int64_t n, int64_t m, int64_t d, int64_t P, std::uintptr_t x, std::uintptr_t y,
+                         std::uintptr_t a, std::uintptr_t b, std::uintptr_t g, double factor, std::uintptr_t gx,
                          std::uintptr_t ga, int threads) {
   const KernelMap<T> map(kernel, bandwidths);
-  const Shape sh = sum_shape(kernel, sym, exclude_diag, d, P);
+  const PassConfig cfg = sum_config(kernel, sym, exclude_diag, d, P);
   const int workers = engine::workers_for(threads, n, m, 2 * d + 4 * P);
   std::vector<double> gf(gx ? n * d : 0), rowsum(gx ? n : 0), direct(gx ? n * d : 0), kw(ga ? n * P : 0);
   tiles::Buffer<T> ag(n * P);
   for (int64_t e = 0; e < batch; ++e) {
-    const PointPair<T> pts(sh, at<T>(x, e * n * d), n, sym ? nullptr : at<T>(y, e * m * d), m);
+    const PointPair<T> pts(cfg, at<T>(x, e * n * d), n, sym ? nullptr : at<T>(y, e * m * d), m);
     const T* ae = at<T>(a, e * n * P);
     const T* ge = at<T>(g, e * P);
     for (int64_t i = 0; i < n; ++i)
@@ -85,12 +85,12 @@ void sum_rows_backward_t(int kernel, const std::vector<double>& bandwidths, bool
     const Side<T> R = side(pts.x, static_cast<const T*>(ag.get()));
     const Side<T> C = sym ? side(pts.x, ae) : side(pts.y, at<T>(b, e * m * P));
     std::fill(direct.begin(), direct.end(), 0.0);
-    engine::RowGrads<T> out;
+    engine::RowGrads out;
     out.gf = gx ? gf.data() : nullptr;
     out.rowsum = gx ? rowsum.data() : nullptr;
-    out.direct = gx && sh.score == Score::distance ? direct.data() : nullptr;
+    out.direct = gx && cfg.score == Score::distance ? direct.data() : nullptr;
     out.kw = ga ? kw.data() : nullptr;
-    engine::rows_backward(sh, &map, R, C, true, out, workers);
+    engine::rows_backward(cfg, &map, R, C, true, out, workers);
     if (gx) pts.x.gradient(gf.data(), rowsum.data(), direct.data(), factor, ptr<T>(gx) + e * n * d);
     if (ga) {
       T* gae = ptr<T>(ga) + e * n * P;
@@ -105,15 +105,15 @@ void sum_rows_backward_t(int kernel, const std::vector<double>& bandwidths, bool
 // for a batch element whose points or weights hold a NaN or an Inf.
 template <typename T>
 void sum_fused_t(int kernel, const std::vector<double>& bandwidths, bool sym, bool exclude_diag, int64_t batch,
-                 int64_t n, int64_t m, int64_t d, std::uintptr_t x, std::uintptr_t a, std::uintptr_t y,
-                 std::uintptr_t b, std::uintptr_t out, std::uintptr_t gx, std::uintptr_t ga, std::uintptr_t gy,
+                 int64_t n, int64_t m, int64_t d, std::uintptr_t x, std::uintptr_t y, std::uintptr_t a,
+                 std::uintptr_t b, std::uintptr_t out, std::uintptr_t gx, std::uintptr_t gy, std::uintptr_t ga,
                  std::uintptr_t gb, int threads) {
   const KernelMap<T> map(kernel, bandwidths);
-  const Shape sh = sum_shape(kernel, sym, exclude_diag, d, 1);
+  const PassConfig cfg = sum_config(kernel, sym, exclude_diag, d, 1);
   const bool cross = !sym;
   std::vector<double> agx(gx ? n * d : 0), aga(ga ? n : 0), agy(gy && cross ? m * d : 0), agb(gb && cross ? m : 0);
   for (int64_t e = 0; e < batch; ++e) {
-    const PointPair<T> pts(sh, at<T>(x, e * n * d), n, cross ? at<T>(y, e * m * d) : nullptr, m);
+    const PointPair<T> pts(cfg, at<T>(x, e * n * d), n, cross ? at<T>(y, e * m * d) : nullptr, m);
     const T* ae = at<T>(a, e * n);
     const T* be = cross ? at<T>(b, e * m) : ae;
     T* gxe = gx ? ptr<T>(gx) + e * n * d : nullptr;
@@ -131,7 +131,7 @@ void sum_fused_t(int kernel, const std::vector<double>& bandwidths, bool sym, bo
     acc.ga = gae ? aga.data() : nullptr;
     acc.gy = gye ? agy.data() : nullptr;
     acc.gb = gbe ? agb.data() : nullptr;
-    ptr<T>(out)[e] = static_cast<T>(fused_pass(sh, map, pts.x, ae, pts.y, be, 1.0, acc, threads));
+    ptr<T>(out)[e] = static_cast<T>(fused_pass(cfg, map, pts.x, ae, pts.y, be, 1.0, acc, threads));
     if (gxe) round_into(agx, gxe);
     if (gae) round_into(aga, gae);
     if (gye) round_into(agy, gye);
@@ -150,7 +150,7 @@ void mmd2_t(int kernel, const std::vector<double>& bandwidths, bool unbiased, in
             int64_t d, std::uintptr_t x, std::uintptr_t y, std::uintptr_t out, std::uintptr_t gx, std::uintptr_t gy,
             int threads) {
   const KernelMap<T> map(kernel, bandwidths);
-  const Shape sym = sum_shape(kernel, true, unbiased, d, 1), cross = sum_shape(kernel, false, false, d, 1);
+  const PassConfig sym = sum_config(kernel, true, unbiased, d, 1), cross = sum_config(kernel, false, false, d, 1);
   const double nn = static_cast<double>(n), mm = static_cast<double>(m);
   const std::vector<T> ax(n, static_cast<T>(unbiased ? 1.0 / std::sqrt(nn * (nn - 1.0)) : 1.0 / nn));
   const std::vector<T> ay(m, static_cast<T>(unbiased ? 1.0 / std::sqrt(mm * (mm - 1.0)) : 1.0 / mm));
@@ -203,40 +203,40 @@ void mixture_backward_t(int64_t n, int64_t m, int64_t d, std::uintptr_t z, std::
 }
 
 void sum_forward(bool is_double, int kernel, std::vector<double> bandwidths, bool sym, bool exclude_diag,
-                 int64_t batch, int64_t n, int64_t m, int64_t d, int64_t P, std::uintptr_t x, std::uintptr_t a,
-                 std::uintptr_t y, std::uintptr_t b, std::uintptr_t out, int threads) {
+                 int64_t batch, int64_t n, int64_t m, int64_t d, int64_t P, std::uintptr_t x, std::uintptr_t y,
+                 std::uintptr_t a, std::uintptr_t b, std::uintptr_t out, int threads) {
   check_sizes(batch, n, m, d);
   py::gil_scoped_release release;
   if (is_double)
-    sum_forward_t<double>(kernel, bandwidths, sym, exclude_diag, batch, n, m, d, P, x, a, y, b, out, threads);
+    sum_forward_t<double>(kernel, bandwidths, sym, exclude_diag, batch, n, m, d, P, x, y, a, b, out, threads);
   else
-    sum_forward_t<float>(kernel, bandwidths, sym, exclude_diag, batch, n, m, d, P, x, a, y, b, out, threads);
+    sum_forward_t<float>(kernel, bandwidths, sym, exclude_diag, batch, n, m, d, P, x, y, a, b, out, threads);
 }
 
 void sum_rows_backward(bool is_double, int kernel, std::vector<double> bandwidths, bool sym, bool exclude_diag,
-                       int64_t batch, int64_t n, int64_t m, int64_t d, int64_t P, std::uintptr_t x, std::uintptr_t a,
-                       std::uintptr_t y, std::uintptr_t b, std::uintptr_t g, double factor, std::uintptr_t gx,
+                       int64_t batch, int64_t n, int64_t m, int64_t d, int64_t P, std::uintptr_t x, std::uintptr_t y,
+                       std::uintptr_t a, std::uintptr_t b, std::uintptr_t g, double factor, std::uintptr_t gx,
                        std::uintptr_t ga, int threads) {
   check_sizes(batch, n, m, d);
   py::gil_scoped_release release;
   if (is_double)
-    sum_rows_backward_t<double>(kernel, bandwidths, sym, exclude_diag, batch, n, m, d, P, x, a, y, b, g, factor, gx,
+    sum_rows_backward_t<double>(kernel, bandwidths, sym, exclude_diag, batch, n, m, d, P, x, y, a, b, g, factor, gx,
                                 ga, threads);
   else
-    sum_rows_backward_t<float>(kernel, bandwidths, sym, exclude_diag, batch, n, m, d, P, x, a, y, b, g, factor, gx, ga,
+    sum_rows_backward_t<float>(kernel, bandwidths, sym, exclude_diag, batch, n, m, d, P, x, y, a, b, g, factor, gx, ga,
                                threads);
 }
 
 void sum_fused(bool is_double, int kernel, std::vector<double> bandwidths, bool sym, bool exclude_diag,
-               int64_t batch, int64_t n, int64_t m, int64_t d, std::uintptr_t x, std::uintptr_t a, std::uintptr_t y,
-               std::uintptr_t b, std::uintptr_t out, std::uintptr_t gx, std::uintptr_t ga, std::uintptr_t gy,
+               int64_t batch, int64_t n, int64_t m, int64_t d, std::uintptr_t x, std::uintptr_t y, std::uintptr_t a,
+               std::uintptr_t b, std::uintptr_t out, std::uintptr_t gx, std::uintptr_t gy, std::uintptr_t ga,
                std::uintptr_t gb, int threads) {
   check_sizes(batch, n, m, d);
   py::gil_scoped_release release;
   if (is_double)
-    sum_fused_t<double>(kernel, bandwidths, sym, exclude_diag, batch, n, m, d, x, a, y, b, out, gx, ga, gy, gb, threads);
+    sum_fused_t<double>(kernel, bandwidths, sym, exclude_diag, batch, n, m, d, x, y, a, b, out, gx, gy, ga, gb, threads);
   else
-    sum_fused_t<float>(kernel, bandwidths, sym, exclude_diag, batch, n, m, d, x, a, y, b, out, gx, ga, gy, gb, threads);
+    sum_fused_t<float>(kernel, bandwidths, sym, exclude_diag, batch, n, m, d, x, y, a, b, out, gx, gy, ga, gb, threads);
 }
 
 void mmd2(bool is_double, int kernel, std::vector<double> bandwidths, bool unbiased, int64_t batch, int64_t n,
@@ -279,23 +279,25 @@ void bind_pairwise(py::module_& m) {
       "pairwise_kernel_names",
       [] { return std::vector<std::string>(kKernelNames, kKernelNames + kKernels); },
       "the kernels of the pairwise engine, in the order of their codes");
+  m.def("pairwise_near_fraction", [] { return engine::kNear; },
+        "pairs with s < this fraction of |x - c|^2 + |y - c|^2 get s from explicit differences");
   m.def("pairwise_sum_forward", &sum_forward,
         "out (B, P) = sum_ij a_ip k(x_i, y_j) b_jp, tiled (sym: y = x, each unordered tile pair once)",
         py::arg("is_double"), py::arg("kernel"), py::arg("bandwidths"), py::arg("sym"), py::arg("exclude_diag"),
-        py::arg("batch"), py::arg("n"), py::arg("m"), py::arg("d"), py::arg("p"), py::arg("x"), py::arg("a"),
-        py::arg("y"), py::arg("b"), py::arg("out"), py::arg("threads"));
+        py::arg("batch"), py::arg("n"), py::arg("m"), py::arg("d"), py::arg("p"), py::arg("x"), py::arg("y"),
+        py::arg("a"), py::arg("b"), py::arg("out"), py::arg("threads"));
   m.def("pairwise_sum_rows_backward", &sum_rows_backward,
         "gx (B, n, d) and ga (B, n, P) of <out, g> for the rows' side of sum_ij a_ip k(x_i, y_j) b_jp, times factor "
         "(0 for an output not wanted)",
         py::arg("is_double"), py::arg("kernel"), py::arg("bandwidths"), py::arg("sym"), py::arg("exclude_diag"),
-        py::arg("batch"), py::arg("n"), py::arg("m"), py::arg("d"), py::arg("p"), py::arg("x"), py::arg("a"),
-        py::arg("y"), py::arg("b"), py::arg("g"), py::arg("factor"), py::arg("gx"), py::arg("ga"), py::arg("threads"));
+        py::arg("batch"), py::arg("n"), py::arg("m"), py::arg("d"), py::arg("p"), py::arg("x"), py::arg("y"),
+        py::arg("a"), py::arg("b"), py::arg("g"), py::arg("factor"), py::arg("gx"), py::arg("ga"), py::arg("threads"));
   m.def("pairwise_sum_fused", &sum_fused,
-        "out (B) = sum_ij a_i k(x_i, y_j) b_j and its gradients gx, ga, gy, gb for an upstream gradient of "
+        "out (B) = sum_ij a_i k(x_i, y_j) b_j and its gradients gx, gy, ga, gb for an upstream gradient of "
         "1, from one pass over the pairs (sym: y = x, b = a; gy, gb unused); 0 for a gradient not wanted",
         py::arg("is_double"), py::arg("kernel"), py::arg("bandwidths"), py::arg("sym"), py::arg("exclude_diag"),
-        py::arg("batch"), py::arg("n"), py::arg("m"), py::arg("d"), py::arg("x"), py::arg("a"), py::arg("y"),
-        py::arg("b"), py::arg("out"), py::arg("gx"), py::arg("ga"), py::arg("gy"), py::arg("gb"), py::arg("threads"));
+        py::arg("batch"), py::arg("n"), py::arg("m"), py::arg("d"), py::arg("x"), py::arg("y"), py::arg("a"),
+        py::arg("b"), py::arg("out"), py::arg("gx"), py::arg("gy"), py::arg("ga"), py::arg("gb"), py::arg("threads"));
   m.def("pairwise_mmd2", &mmd2,
         "out (B) = MMD^2 of x (B, n, d) and y (B, m, d), biased or unbiased, its three sums in one call; "
         "with gx / gy (0: not wanted) also the gradients of out for an upstream gradient of 1 (training pass); "

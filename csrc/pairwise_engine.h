@@ -43,7 +43,9 @@ using tiles::TJ;
 enum class Score { distance, dot, mixture };
 
 // A pair is "near" when score < kNear * (t_i + t_j): then the rounding of the dot-product form,
-// about eps * (t_i + t_j), would be a large part of it.
+// about eps * (t_i + t_j), would be a large part of it, so score_tile (every pass over distance
+// scores) recomputes it from differences. Why Triton's threshold differs, and who relies on both:
+// NEAR_FRACTION in implicitdiv/kernels/triton/pairwise.py. Bound as _C.pairwise_near_fraction().
 constexpr double kNear = 1.0 / 16.0;
 // Lane accumulators are emptied into double accumulators every this many column tiles.
 constexpr int64_t kFlushEvery = 16;
@@ -60,7 +62,9 @@ struct Side {
   int64_t n = 0;
 };
 
-struct Shape {
+// What one pass over the pairs computes: the score, its lengths and scale, the weight columns
+// reduced against, and whether the columns are the rows.
+struct PassConfig {
   Score score;
   int64_t D = 0;  // feature length
   int64_t d = 0;  // coordinate length (distance score)
@@ -79,30 +83,31 @@ struct Columns {
   int64_t n = 0, tiles = 0;
   Buffer<T> feat_t, feat_r, orig_t, term, weight_t, weight_r, lse, grad;
 
-  Columns(const Side<T>& s, const Shape& sh, bool rows_layout_features, bool weights_transposed, bool weights_rows) {
+  Columns(const Side<T>& s, const PassConfig& cfg, bool rows_layout_features, bool weights_transposed,
+          bool weights_rows) {
     const int64_t tj = TJ<T>;
     n = s.n;
     tiles = tiles::ceil_div(n, tj);
     const int64_t cols = tiles * tj;
-    feat_t.resize(cols * sh.D);
-    tiles::pack_transposed(s.feat, n, sh.D, feat_t.get());
+    feat_t.resize(cols * cfg.D);
+    tiles::pack_transposed(s.feat, n, cfg.D, feat_t.get());
     if (rows_layout_features) {
-      feat_r.resize(cols * tiles::padded<T>(sh.D));
-      tiles::pack_rows(s.feat, n, sh.D, feat_r.get());
+      feat_r.resize(cols * tiles::padded<T>(cfg.D));
+      tiles::pack_rows(s.feat, n, cfg.D, feat_r.get());
     }
-    if (sh.score == Score::distance) {
-      orig_t.resize(cols * sh.d);
-      tiles::pack_transposed(s.orig, n, sh.d, orig_t.get());
+    if (cfg.score == Score::distance) {
+      orig_t.resize(cols * cfg.d);
+      tiles::pack_transposed(s.orig, n, cfg.d, orig_t.get());
     }
     term.resize(cols);
     for (int64_t j = 0; j < cols; ++j) term.get()[j] = (s.term && j < n) ? s.term[j] : T(0);
     if (weights_transposed) {
-      weight_t.resize(cols * sh.P);
-      tiles::pack_transposed(s.weight, n, sh.P, weight_t.get());
+      weight_t.resize(cols * cfg.P);
+      tiles::pack_transposed(s.weight, n, cfg.P, weight_t.get());
     }
     if (weights_rows) {
-      weight_r.resize(cols * tiles::padded<T>(sh.P));
-      tiles::pack_rows(s.weight, n, sh.P, weight_r.get());
+      weight_r.resize(cols * tiles::padded<T>(cfg.P));
+      tiles::pack_rows(s.weight, n, cfg.P, weight_r.get());
     }
     if (s.lse) {
       lse.resize(cols);
@@ -162,31 +167,31 @@ inline simd::Mask<T> diagonal_lanes(int64_t row, int64_t col0, int64_t v) {
 // S <- the scores of rows [i0, i0 + rows) against column tile t. For the distance score, marks in
 // sc.flagged the vectors recomputed from explicit differences (near pairs and the diagonal).
 template <typename T>
-void score_tile(const Shape& sh, const Side<T>& R, int64_t i0, int64_t rows, const Columns<T>& C, int64_t t,
+void score_tile(const PassConfig& cfg, const Side<T>& R, int64_t i0, int64_t rows, const Columns<T>& C, int64_t t,
                 Scratch<T>& sc) {
   typedef Vec<T> V;
   constexpr int W = Lanes<T>::W;
   const int64_t tj = TJ<T>, col0 = t * tj;
   T* S = sc.S.get();
-  tiles::dot_tile(R.feat + i0 * sh.D, rows, sh.D, C.feat_t.get() + t * sh.D * tj, S);
+  tiles::dot_tile(R.feat + i0 * cfg.D, rows, cfg.D, C.feat_t.get() + t * cfg.D * tj, S);
   const T* cterm = C.term.get() + col0;
-  const T alpha = static_cast<T>(sh.alpha);
-  const bool diagonal_tile = sh.sym && col0 == i0;
+  const T alpha = static_cast<T>(cfg.alpha);
+  const bool diagonal_tile = cfg.sym && col0 == i0;
   for (int64_t r = 0; r < rows; ++r) {
     const T rt = R.term ? R.term[i0 + r] : T(0);
     for (int v = 0; v < NV; ++v) {
       V s = simd::load(S + r * tj + v * W) * alpha + rt + simd::load(cterm + v * W);
-      if (sh.score == Score::distance) {
+      if (cfg.score == Score::distance) {
         s = (s < V{}) ? V{} : s;
         auto near = s < (rt + simd::load(cterm + v * W)) * static_cast<T>(kNear);
         if (diagonal_tile) near |= diagonal_lanes<T>(i0 + r, col0, v);
         const bool recompute = simd::any<T>(near);
         sc.flagged[r * NV + v] = recompute;
         if (recompute) {
-          const T* xo = R.orig + (i0 + r) * sh.d;
-          const T* yo = C.orig_t.get() + t * sh.d * tj + v * W;
+          const T* xo = R.orig + (i0 + r) * cfg.d;
+          const T* yo = C.orig_t.get() + t * cfg.d * tj + v * W;
           V e{};
-          for (int64_t c = 0; c < sh.d; ++c) {
+          for (int64_t c = 0; c < cfg.d; ++c) {
             const V diff = xo[c] - simd::load(yo + c * tj);
             e += diff * diff;
           }
@@ -201,13 +206,13 @@ void score_tile(const Shape& sh, const Side<T>& R, int64_t i0, int64_t rows, con
 // ---- forward: out_p = sum_ij a_ip k(score_ij) b_jp ------------------------------------------
 
 template <typename T>
-void sum_forward(const Shape& sh, const KernelMap<T>& shared_map, const Side<T>& R, const Side<T>& Cs, double* out,
-                 int workers) {
+void sum_forward(const PassConfig& cfg, const KernelMap<T>& shared_map, const Side<T>& R, const Side<T>& Cs,
+                 double* out, int workers) {
   typedef Vec<T> V;
   constexpr int W = Lanes<T>::W;
-  const int64_t tj = TJ<T>, P = sh.P, Pp = tiles::padded<T>(P);
+  const int64_t tj = TJ<T>, P = cfg.P, Pp = tiles::padded<T>(P);
   const bool narrow = P == 1;
-  const Columns<T> C(Cs, sh, false, narrow, !narrow);
+  const Columns<T> C(Cs, cfg, false, narrow, !narrow);
   const int64_t row_tiles = tiles::ceil_div(R.n, tj);
   Buffer<double> partial(row_tiles * P);
   PerWorker<Scratch<T>> scratch(workers);
@@ -221,18 +226,18 @@ void sum_forward(const Shape& sh, const KernelMap<T>& shared_map, const Side<T>&
     sc.lanes_w.resize(tj * W);
     T* lanes = sc.lanes_w.get();
     T* S = sc.S.get();
-    const int64_t first = sh.sym ? I : 0;
+    const int64_t first = cfg.sym ? I : 0;
     for (int64_t t = first; t < C.tiles; ++t) {
-      score_tile(sh, R, i0, rows, C, t, sc);
+      score_tile(cfg, R, i0, rows, C, t, sc);
       const int64_t col0 = t * tj;
-      const bool diagonal_tile = sh.sym && t == I;
-      const T factor = (sh.sym && t != I) ? T(2) : T(1);  // an off-diagonal tile stands for its mirror too
+      const bool diagonal_tile = cfg.sym && t == I;
+      const T factor = (cfg.sym && t != I) ? T(2) : T(1);  // an off-diagonal tile stands for its mirror too
       const ValidLanes<T> valid(col0, C.n);
       for (int64_t r = 0; r < rows; ++r) {
         for (int v = 0; v < NV; ++v) {
           V k = map.value(simd::load(S + r * tj + v * W)) * factor;
           auto keep = valid.of[v];
-          if (diagonal_tile && sh.exclude_diag) keep &= ~diagonal_lanes<T>(i0 + r, col0, v);
+          if (diagonal_tile && cfg.exclude_diag) keep &= ~diagonal_lanes<T>(i0 + r, col0, v);
           simd::store(S + r * tj + v * W, keep ? k : V{});
         }
       }
@@ -257,11 +262,11 @@ void sum_forward(const Shape& sh, const KernelMap<T>& shared_map, const Side<T>&
 // ---- forward: out_i = logsumexp_j score_ij - log M ------------------------------------------
 
 template <typename T>
-void lse_forward(const Shape& sh, const Side<T>& R, const Side<T>& Cs, double* out, int workers) {
+void lse_forward(const PassConfig& cfg, const Side<T>& R, const Side<T>& Cs, double* out, int workers) {
   typedef Vec<T> V;
   constexpr int W = Lanes<T>::W;
   const int64_t tj = TJ<T>;
-  const Columns<T> C(Cs, sh, false, false, false);
+  const Columns<T> C(Cs, cfg, false, false, false);
   const int64_t row_tiles = tiles::ceil_div(R.n, tj);
   const double inf = std::numeric_limits<double>::infinity();
   PerWorker<Scratch<T>> scratch(workers);
@@ -272,7 +277,7 @@ void lse_forward(const Shape& sh, const Side<T>& R, const Side<T>& Cs, double* o
     std::vector<char> nan(rows, 0);
     T* S = sc.S.get();
     for (int64_t t = 0; t < C.tiles; ++t) {
-      score_tile(sh, R, i0, rows, C, t, sc);
+      score_tile(cfg, R, i0, rows, C, t, sc);
       const int64_t col0 = t * tj;
       const ValidLanes<T> valid(col0, C.n);
       for (int64_t r = 0; r < rows; ++r) {
@@ -314,7 +319,6 @@ void lse_forward(const Shape& sh, const Side<T>& R, const Side<T>& Cs, double* o
 //   kw_i     = sum_j k_ij w_jp        (for the weight gradients)
 // Outputs not wanted are null.
 
-template <typename T>
 struct RowGrads {
   double* gf = nullptr;      // (n, D)
   double* rowsum = nullptr;  // (n)
@@ -323,18 +327,18 @@ struct RowGrads {
 };
 
 template <typename T>
-void rows_backward(const Shape& sh, const KernelMap<T>* shared_map, const Side<T>& R, const Side<T>& Cs, bool z_is_row,
-                   const RowGrads<T>& out, int workers) {
+void rows_backward(const PassConfig& cfg, const KernelMap<T>* shared_map, const Side<T>& R, const Side<T>& Cs,
+                   bool z_is_row, const RowGrads& out, int workers) {
   typedef Vec<T> V;
   constexpr int W = Lanes<T>::W;
-  const int64_t tj = TJ<T>, D = sh.D, d = sh.d, P = sh.P;
+  const int64_t tj = TJ<T>, D = cfg.D, d = cfg.d, P = cfg.P;
   const int64_t Dp = tiles::padded<T>(D), Pp = tiles::padded<T>(P);
-  const bool mixture = sh.score == Score::mixture;
+  const bool mixture = cfg.score == Score::mixture;
   const bool want_f = out.gf || out.rowsum || out.direct;
   const bool want_kw = out.kw != nullptr;
-  const bool narrow_f = sh.narrow_features();
+  const bool narrow_f = cfg.narrow_features();
   const bool narrow_w = P == 1;
-  const Columns<T> C(Cs, sh, want_f && !narrow_f, !mixture, !mixture && !narrow_w && want_kw);
+  const Columns<T> C(Cs, cfg, want_f && !narrow_f, !mixture, !mixture && !narrow_w && want_kw);
   const int64_t row_tiles = tiles::ceil_div(R.n, tj);
 
   PerWorker<Scratch<T>> scratch(workers);
@@ -353,9 +357,9 @@ void rows_backward(const Shape& sh, const KernelMap<T>* shared_map, const Side<T
     bool any_direct = false;
     T *S = sc.S.get(), *Cw = sc.C.get(), *K = sc.K.get();
     for (int64_t t = 0; t < C.tiles; ++t) {
-      score_tile(sh, R, i0, rows, C, t, sc);
+      score_tile(cfg, R, i0, rows, C, t, sc);
       const int64_t col0 = t * tj;
-      const bool diagonal_tile = sh.sym && t == I;
+      const bool diagonal_tile = cfg.sym && t == I;
       const ValidLanes<T> valid(col0, C.n);
       if (!mixture && !narrow_w) tiles::dot_tile(R.weight + i0 * P, rows, P, C.weight_t.get() + t * P * tj, Cw);
       for (int64_t r = 0; r < rows; ++r) {
@@ -376,10 +380,10 @@ void rows_backward(const Shape& sh, const KernelMap<T>* shared_map, const Side<T
             g = map->derivative(s, &k) * c;
           }
           auto keep = valid.of[v];
-          if (diagonal_tile && sh.exclude_diag) keep &= ~diagonal_lanes<T>(i, col0, v);
+          if (diagonal_tile && cfg.exclude_diag) keep &= ~diagonal_lanes<T>(i, col0, v);
           g = keep ? g : V{};
           k = keep ? k : V{};
-          if (sh.score == Score::distance && sc.flagged[r * NV + v]) {
+          if (cfg.score == Score::distance && sc.flagged[r * NV + v]) {
             if (out.direct) {
               const T* xo = R.orig + i * d;
               const T* yo = C.orig_t.get() + t * d * tj + v * W;

@@ -66,25 +66,25 @@ inline std::vector<int64_t> chunk_bounds(int64_t row_tiles, int64_t col_tiles, b
 // sum hold only its J >= I tiles, and the caller adds the column outputs to them. want_f: point
 // gradients (gf, rowsum, direct); the weight sums kw are always computed, as the sum comes from them.
 template <typename T>
-void sum_fused(const Shape& sh, const KernelMap<T>& shared_map, const Side<T>& R, const Side<T>& Cs, bool want_f,
-               const RowGrads<T>& rows_out, const ColGrads& cols_out, int workers) {
+void sum_fused(const PassConfig& cfg, const KernelMap<T>& shared_map, const Side<T>& R, const Side<T>& Cs, bool want_f,
+               const RowGrads& rows_out, const ColGrads& cols_out, int workers) {
   typedef Vec<T> V;
   constexpr int W = Lanes<T>::W;
-  const int64_t tj = TJ<T>, D = sh.D, d = sh.d, Dp = tiles::padded<T>(D), K = D + 2;
-  const bool narrow_f = sh.narrow_features();
-  const Columns<T> C(Cs, sh, want_f && !narrow_f, true, false);
+  const int64_t tj = TJ<T>, D = cfg.D, d = cfg.d, Dp = tiles::padded<T>(D), K = D + 2;
+  const bool narrow_f = cfg.narrow_features();
+  const Columns<T> C(Cs, cfg, want_f && !narrow_f, true, false);
   std::unique_ptr<Columns<T>> row_pack;
-  if (!sh.sym) row_pack.reset(new Columns<T>(R, sh, false, true, false));
-  const Columns<T>& RP = sh.sym ? C : *row_pack;
+  if (!cfg.sym) row_pack.reset(new Columns<T>(R, cfg, false, true, false));
+  const Columns<T>& RP = cfg.sym ? C : *row_pack;
   const int64_t row_tiles = tiles::ceil_div(R.n, tj);
   const double chunk_bytes = static_cast<double>(C.tiles * K * tj) * (sizeof(double) + sizeof(T));
   const int64_t wanted = std::max(kMinChunks, tiles::ceil_div(row_tiles, kRowTilesPerChunk));
   const int64_t chunks = std::max<int64_t>(
       1, std::min<int64_t>({wanted, kMaxChunks, row_tiles, static_cast<int64_t>(kChunkBytes / chunk_bytes)}));
-  const std::vector<int64_t> bounds = chunk_bounds(row_tiles, C.tiles, sh.sym, chunks);
+  const std::vector<int64_t> bounds = chunk_bounds(row_tiles, C.tiles, cfg.sym, chunks);
   const int64_t n_chunks = static_cast<int64_t>(bounds.size()) - 1;
   // chunk c holds column tiles first_tile(c) .. C.tiles - 1, each as K rows of TJ: [t][k][j]
-  auto first_tile = [&](int64_t c) { return sh.sym ? bounds[c] : int64_t(0); };
+  auto first_tile = [&](int64_t c) { return cfg.sym ? bounds[c] : int64_t(0); };
   std::vector<Buffer<double>> col_buf(n_chunks);
 
   PerWorker<Scratch<T>> scratch(workers);
@@ -108,11 +108,11 @@ void sum_fused(const Shape& sh, const KernelMap<T>& shared_map, const Side<T>& R
       sc.lanes_f.resize(tj * std::max(D * W, gf_ld)), sc.lanes_rowsum.resize(tj * W);
       sc.lanes_direct.resize(tj * dd * W), sc.lanes_w.resize(tj * W);
       bool any_direct = false;
-      const int64_t first = sh.sym ? I : 0;
+      const int64_t first = cfg.sym ? I : 0;
       for (int64_t t = first; t < C.tiles; ++t) {
-        score_tile(sh, R, i0, rows, C, t, sc);
+        score_tile(cfg, R, i0, rows, C, t, sc);
         const int64_t col0 = t * tj;
-        const bool diagonal_tile = sh.sym && t == I;
+        const bool diagonal_tile = cfg.sym && t == I;
         T* col = col_t.get() + (t - t_first) * K * tj;  // [k][j]
         const ValidLanes<T> valid(col0, C.n);
         V colsum[NV] = {}, colkw[NV] = {}, wcol[NV];
@@ -125,10 +125,10 @@ void sum_fused(const Shape& sh, const KernelMap<T>& shared_map, const Side<T>& R
             V k;
             V g = map.derivative(simd::load(S + r * tj + v * W), &k) * (wcol[v] * ai);
             auto keep = valid.of[v];
-            if (diagonal_tile && sh.exclude_diag) keep &= ~diagonal_lanes<T>(i, col0, v);
+            if (diagonal_tile && cfg.exclude_diag) keep &= ~diagonal_lanes<T>(i, col0, v);
             g = keep ? g : V{};
             k = keep ? k : V{};
-            if (sh.score == Score::distance && sc.flagged[r * NV + v]) {
+            if (cfg.score == Score::distance && sc.flagged[r * NV + v]) {
               if (want_f) {
                 const T* xo = R.orig + i * d;
                 const T* yo = C.orig_t.get() + t * d * tj + v * W;

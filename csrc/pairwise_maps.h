@@ -21,7 +21,7 @@
 namespace implicitdiv {
 
 enum class Kernel : int { rbf = 0, laplacian = 1, imq = 2, energy = 3, linear = 4, polynomial = 5 };
-// The names of the codes, in code order (implicitdiv.reference.kernels.KERNELS; a test compares them).
+// The names of the codes, in code order: implicitdiv._codes.KERNELS (tests/test_kernel_codes.py).
 constexpr const char* kKernelNames[] = {"rbf", "laplacian", "imq", "energy", "linear", "polynomial"};
 constexpr int kKernels = sizeof(kKernelNames) / sizeof(kKernelNames[0]);
 
@@ -34,7 +34,10 @@ template <typename T>
 struct KernelMap {
   using V = simd::Vec<T>;
   Kernel kind;
-  std::vector<T> c;  // per bandwidth: 1/(2 sigma^2) for rbf, 1/sigma for laplacian, sigma for imq
+  // Per bandwidth, positive (the maps negate them: exp(-c s)); the Triton kernels' coef is the same
+  // (implicitdiv/kernels/triton/pairwise.py _coefficients): 1/(2 sigma^2) for rbf, 1/sigma for
+  // laplacian, sigma for imq.
+  std::vector<T> c;
   T gamma = 0, c0 = 0;  // polynomial
   int degree = 0;
 

@@ -79,11 +79,11 @@ struct MixtureSides {
     }
   }
 
-  engine::Shape shape() const {
-    engine::Shape sh;
-    sh.score = engine::Score::mixture;
-    sh.D = 2 * d;
-    return sh;
+  engine::PassConfig config() const {
+    engine::PassConfig cfg;
+    cfg.score = engine::Score::mixture;
+    cfg.D = 2 * d;
+    return cfg;
   }
   engine::Side<T> z_side() const {
     engine::Side<T> s;
@@ -101,7 +101,7 @@ struct MixtureSides {
 
   // out (n) in double: the log-density of each row, NaN by the rule above.
   void forward(double* out, int threads) const {
-    engine::lse_forward(shape(), z_side(), component_side(), out, engine::workers_for(threads, n, m, 2 * d + 8));
+    engine::lse_forward(config(), z_side(), component_side(), out, engine::workers_for(threads, n, m, 2 * d + 8));
     const double nan = std::numeric_limits<double>::quiet_NaN();
     for (int64_t i = 0; i < n; ++i)
       if (!components_finite || !z_finite[i]) out[i] = nan;
@@ -113,15 +113,15 @@ struct MixtureSides {
     tiles::Buffer<T> lse(n);
     for (int64_t i = 0; i < n; ++i) lse.get()[i] = static_cast<T>(static_cast<double>(out[i]) + log_m);
     const int workers = engine::workers_for(threads, n, m, 4 * d + 8);
-    const engine::Shape sh = shape();
+    const engine::PassConfig cfg = config();
     if (gz) {
       engine::Side<T> R = z_side(), C = component_side();
       R.lse = lse.get();
       R.grad = g;
       std::vector<double> gf(n * 2 * d, 0.0);
-      engine::RowGrads<T> rows;
+      engine::RowGrads rows;
       rows.gf = gf.data();
-      engine::rows_backward<T>(sh, nullptr, R, C, true, rows, workers);
+      engine::rows_backward<T>(cfg, nullptr, R, C, true, rows, workers);
       for (int64_t i = 0; i < n; ++i)
         for (int64_t k = 0; k < d; ++k)
           gz[i * d + k] = static_cast<T>(2.0 * zc[i * d + k] * gf[i * 2 * d + k] + gf[i * 2 * d + d + k]);
@@ -131,10 +131,10 @@ struct MixtureSides {
       C.lse = lse.get();
       C.grad = g;
       std::vector<double> gf(m * 2 * d, 0.0), colsum(m, 0.0);
-      engine::RowGrads<T> rows;
+      engine::RowGrads rows;
       rows.gf = gf.data();
       rows.rowsum = colsum.data();
-      engine::rows_backward<T>(sh, nullptr, R, C, false, rows, workers);
+      engine::rows_backward<T>(cfg, nullptr, R, C, false, rows, workers);
       for (int64_t j = 0; j < m; ++j)
         for (int64_t k = 0; k < d; ++k) {
           const int64_t e = j * d + k;

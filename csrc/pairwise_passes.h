@@ -18,17 +18,17 @@
 
 namespace implicitdiv {
 
-inline engine::Shape sum_shape(int kernel, bool sym, bool exclude_diag, int64_t d, int64_t P) {
-  engine::Shape sh;
+inline engine::PassConfig sum_config(int kernel, bool sym, bool exclude_diag, int64_t d, int64_t P) {
+  engine::PassConfig cfg;
   const bool dot = dot_kernel(kernel);
-  sh.score = dot ? engine::Score::dot : engine::Score::distance;
-  sh.alpha = dot ? 1.0 : -2.0;
-  sh.D = d;
-  sh.d = d;
-  sh.P = P;
-  sh.sym = sym;
-  sh.exclude_diag = exclude_diag;
-  return sh;
+  cfg.score = dot ? engine::Score::dot : engine::Score::distance;
+  cfg.alpha = dot ? 1.0 : -2.0;
+  cfg.D = d;
+  cfg.d = d;
+  cfg.P = P;
+  cfg.sym = sym;
+  cfg.exclude_diag = exclude_diag;
+  return cfg;
 }
 
 template <typename T>
@@ -55,22 +55,22 @@ template <typename T>
 struct PointPair {
   Center center;
   Points<T> x, y;
-  PointPair(const engine::Shape& sh, const T* xb, int64_t n, const T* yb, int64_t m)
-      : center(make_center(sh, xb, n, yb, m)),
-        x(xb, n, sh.d, sh.score == engine::Score::distance, center.c),
-        y(yb ? yb : xb, yb ? m : 0, sh.d, sh.score == engine::Score::distance && yb, center.c) {}
-  static Center make_center(const engine::Shape& sh, const T* xb, int64_t n, const T* yb, int64_t m) {
-    if (sh.score == engine::Score::distance) return finite_center(xb, n, yb, m, sh.d);
-    return Center{std::vector<double>(sh.d, 0.0), all_finite(xb, n * sh.d) && (!yb || all_finite(yb, m * sh.d))};
+  PointPair(const engine::PassConfig& cfg, const T* xb, int64_t n, const T* yb, int64_t m)
+      : center(make_center(cfg, xb, n, yb, m)),
+        x(xb, n, cfg.d, cfg.score == engine::Score::distance, center.c),
+        y(yb ? yb : xb, yb ? m : 0, cfg.d, cfg.score == engine::Score::distance && yb, center.c) {}
+  static Center make_center(const engine::PassConfig& cfg, const T* xb, int64_t n, const T* yb, int64_t m) {
+    if (cfg.score == engine::Score::distance) return finite_center(xb, n, yb, m, cfg.d);
+    return Center{std::vector<double>(cfg.d, 0.0), all_finite(xb, n * cfg.d) && (!yb || all_finite(yb, m * cfg.d))};
   }
 };
 
 // sum_ij a_i k(s_ij) b_j over R against C (C = R for a symmetric sum), one weight column.
 template <typename T>
-double forward_pass(const engine::Shape& sh, const KernelMap<T>& map, const engine::Side<T>& R,
+double forward_pass(const engine::PassConfig& cfg, const KernelMap<T>& map, const engine::Side<T>& R,
                     const engine::Side<T>& C, int threads) {
   double out = 0.0;
-  engine::sum_forward(sh, map, R, C, &out, engine::workers_for(threads, R.n, C.n, sh.d + 4));
+  engine::sum_forward(cfg, map, R, C, &out, engine::workers_for(threads, R.n, C.n, cfg.d + 4));
   return out;
 }
 
@@ -87,16 +87,16 @@ struct GradAcc {
 // scale times its gradients into acc. A symmetric sum's points and weights sit on both sides of
 // every pair, hence its factor 2.
 template <typename T>
-double fused_pass(const engine::Shape& sh, const KernelMap<T>& map, const Points<T>& px, const T* a,
+double fused_pass(const engine::PassConfig& cfg, const KernelMap<T>& map, const Points<T>& px, const T* a,
                   const Points<T>& py, const T* b, double scale, const GradAcc& acc, int threads) {
-  const int64_t n = px.n, d = sh.d, cm = sh.sym ? n : py.n;
+  const int64_t n = px.n, d = cfg.d, cm = cfg.sym ? n : py.n;
   const bool want_f = acc.gx || acc.gy;
-  const bool distance = sh.score == engine::Score::distance;
+  const bool distance = cfg.score == engine::Score::distance;
   std::vector<double> gf(want_f ? n * d : 0), rowsum(want_f ? n : 0), direct(want_f ? n * d : 0), kw(n);
   std::vector<double> cgf(want_f ? cm * d : 0), colsum(want_f ? cm : 0), ckw(cm);
   const engine::Side<T> R = side(px, a);
-  const engine::Side<T> C = sh.sym ? R : side(py, b);
-  engine::RowGrads<T> ro;
+  const engine::Side<T> C = cfg.sym ? R : side(py, b);
+  engine::RowGrads ro;
   ro.gf = want_f ? gf.data() : nullptr;
   ro.rowsum = want_f ? rowsum.data() : nullptr;
   ro.direct = want_f && distance ? direct.data() : nullptr;
@@ -105,8 +105,8 @@ double fused_pass(const engine::Shape& sh, const KernelMap<T>& map, const Points
   co.gf = want_f ? cgf.data() : nullptr;
   co.colsum = want_f ? colsum.data() : nullptr;
   co.kw = ckw.data();
-  engine::sum_fused(sh, map, R, C, want_f, ro, co, engine::workers_for(threads, n, cm, 3 * d + 8));
-  if (sh.sym) {
+  engine::sum_fused(cfg, map, R, C, want_f, ro, co, engine::workers_for(threads, n, cm, 3 * d + 8));
+  if (cfg.sym) {
     for (int64_t i = 0; i < n; ++i) kw[i] += ckw[i];
     if (want_f) {
       for (int64_t i = 0; i < n; ++i) rowsum[i] += colsum[i];
@@ -115,12 +115,12 @@ double fused_pass(const engine::Shape& sh, const KernelMap<T>& map, const Points
   }
   double total = 0.0;
   for (int64_t i = 0; i < n; ++i) total += static_cast<double>(a[i]) * kw[i];
-  const double factor = (sh.sym ? 2.0 : 1.0) * scale;
+  const double factor = (cfg.sym ? 2.0 : 1.0) * scale;
   if (acc.gx) px.add_gradient(gf.data(), rowsum.data(), distance ? direct.data() : nullptr, factor, acc.gx);
   if (acc.ga)
     for (int64_t i = 0; i < n; ++i) acc.ga[i] += factor * kw[i];
-  if (!sh.sym && acc.gy) py.add_gradient(cgf.data(), colsum.data(), nullptr, scale, acc.gy);
-  if (!sh.sym && acc.gb)
+  if (!cfg.sym && acc.gy) py.add_gradient(cgf.data(), colsum.data(), nullptr, scale, acc.gy);
+  if (!cfg.sym && acc.gb)
     for (int64_t j = 0; j < cm; ++j) acc.gb[j] += scale * ckw[j];
   return total;
 }

@@ -2,7 +2,7 @@
 tree (scripts/install_matrix.sh):
 
   1. the C++ variants implicitdiv._C_<isa> that the CPU runs and implicitdiv._cpuinfo load from the
-     installed files and compute squared distances equal to numpy's (this needs no torch);
+     installed files and compute a weighted rbf kernel sum equal to numpy's (this needs no torch);
   2. with torch installed: `import implicitdiv` is the installed copy (or, for an editable
      install, the source tree given as the argument), implicitdiv._C picks the most
      capable set, and `implicitdiv doctor` passes with IMPLICITDIV_ISA=baseline.
@@ -33,13 +33,16 @@ def main() -> int:
     print(f"installed in {site}: {sorted(found)}; this CPU runs {runnable}")
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((5, 3)), rng.standard_normal((4, 3))
-    want = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
+    a, b = rng.standard_normal(5), rng.standard_normal(4)
+    want = a @ np.exp(-0.5 * ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)) @ b  # rbf, sigma = 1
     for isa in runnable:
         module = load(found[f"_C_{isa}"], f"implicitdiv._C_{isa}")
-        out = np.empty((5, 4))
-        module.squared_distances(x.ctypes.data, y.ctypes.data, out.ctypes.data, 5, 4, 3, True)
-        assert np.allclose(out, want, rtol=1e-12, atol=1e-12), isa
-        print(f"_C_{isa}: squared_distances equals numpy's")
+        out = np.empty(1)
+        module.pairwise_sum_forward(True, list(module.pairwise_kernel_names()).index("rbf"), [1.0], False, False, 1, 5,
+                                    4, 3, 1, x.ctypes.data, y.ctypes.data, a.ctypes.data, b.ctypes.data,
+                                    out.ctypes.data, 1)
+        assert np.allclose(out[0], want, rtol=1e-12, atol=1e-12), isa
+        print(f"_C_{isa}: pairwise_sum_forward equals numpy's rbf kernel sum")
     if importlib.util.find_spec("torch") is None:
         print("torch is not installed here: import implicitdiv and doctor not checked")
         return 0

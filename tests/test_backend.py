@@ -7,8 +7,7 @@ import torch
 
 import implicitdiv as idv
 from implicitdiv import backend as backend_mod
-from implicitdiv.kernels.cpp.buffers import squared_distances
-from implicitdiv.reference.kernels import squared_distances as reference_squared_distances
+from implicitdiv.reference.kernels import kernel_matrix
 
 
 def test_backends_lists_reference_first_and_cpp_when_built():
@@ -65,9 +64,14 @@ def test_per_call_backend_overrides_the_default():
     assert torch.equal(a, b)
 
 
-def test_the_extension_computes_squared_distances():
+def test_the_extension_computes_a_kernel_sum():
+    """_C's pairwise_sum_forward, through the cpp adapter, on contiguous and strided points."""
+    from implicitdiv.kernels.cpp.pairwise import kernel_sum_forward
+
     for dtype in (torch.float32, torch.float64):
-        x, y = torch.randn(9, 5, dtype=dtype), torch.randn(4, 5, dtype=dtype)
-        torch.testing.assert_close(squared_distances(x, y), reference_squared_distances(x, y))
-        wide = torch.randn(9, 10, dtype=dtype)
-        torch.testing.assert_close(squared_distances(wide[:, ::2], y), reference_squared_distances(wide[:, ::2], y))
+        x, y = torch.randn(1, 9, 5, dtype=dtype), torch.randn(1, 4, 5, dtype=dtype)
+        a, b = torch.randn(1, 9, 2, dtype=dtype), torch.randn(1, 4, 2, dtype=dtype)
+        wide = torch.randn(1, 9, 10, dtype=dtype)
+        for points in (x, wide[:, :, ::2]):
+            want = torch.einsum("bip,bij,bjp->bp", a, kernel_matrix(points, y, "rbf", (1.5,)), b)
+            torch.testing.assert_close(kernel_sum_forward(points, y, a, b, "rbf", (1.5,)), want)

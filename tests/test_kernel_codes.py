@@ -1,12 +1,22 @@
-"""The kernel codes are written in each backend (reference KERNELS, the C++ adapter's KERNEL_CODES
-and csrc/pairwise_maps.h, the Triton KIND_CODES): every one must give each kernel the same code,
-its index in KERNELS."""
+"""The codes of kernels, ratio maps and Gaussian kinds are the indices of their names in
+implicitdiv._codes, which the Python side reads; csrc/ writes the names once more (C++ cannot import
+them), so every instruction-set module that runs here must name the same codes in the same order."""
 from __future__ import annotations
+
+import importlib
 
 import pytest
 
 import implicitdiv as idv
-from implicitdiv.reference.kernels import DOT_KERNELS, KERNELS
+from implicitdiv._codes import DOT_KERNELS, GAUSSIAN_KINDS, KERNELS, RATIO_MAPS
+
+
+def _isa_modules():
+    if "cpp" not in idv.backends():
+        return []
+    from implicitdiv import _C
+
+    return [importlib.import_module(f"implicitdiv._C_{isa}") for isa in _C.runnable()]
 
 
 def test_dot_kernels_are_kernels():
@@ -14,14 +24,9 @@ def test_dot_kernels_are_kernels():
 
 
 @pytest.mark.skipif("cpp" not in idv.backends(), reason="implicitdiv._C is not built")
-def test_cpp_codes_follow_the_reference():
-    from implicitdiv import _C
-    from implicitdiv.kernels.cpp.pairwise import KERNEL_CODES
+@pytest.mark.parametrize("module", _isa_modules(), ids=lambda m: m.__name__)
+def test_cpp_names_the_codes_in_order(module):
+    assert tuple(module.pairwise_kernel_names()) == KERNELS
+    assert tuple(module.ratio_map_names()) == RATIO_MAPS
+    assert tuple(module.gaussian_kind_names()) == GAUSSIAN_KINDS
 
-    assert list(_C.pairwise_kernel_names()) == list(KERNELS)
-    assert KERNEL_CODES == {name: code for code, name in enumerate(KERNELS)}
-
-
-def test_triton_codes_follow_the_reference():
-    tiles = pytest.importorskip("implicitdiv.kernels.triton.pairwise_tiles", reason="triton is not installed")
-    assert tiles.KIND_CODES == {name: code for code, name in enumerate(KERNELS)}

@@ -96,8 +96,8 @@ def test_ratio_terms_nan(backend, bad):
     real[2] = bad
     kernels = load(backend, "ratio")
     for kind in ("gan", "hinge", "kl", "tv", "reverse_kl"):
-        (rm, rs, ro), (fm, fs, fo) = ratio_terms.DISCRIMINATOR[kind]
-        terms = ((0, rm, rs, ro, 0), (1, fm, fs, fo, 1))
+        on_real, on_fake = ratio_terms.DISCRIMINATOR[kind]
+        terms = (ratio_terms.term(0, on_real, 0), ratio_terms.term(1, on_fake, 1))
         (loss_real, loss_fake), _ = kernels.ratio_forward([real, fake], terms, 2, True, True, [False, False])
         assert torch.isnan(loss_real) and torch.isfinite(loss_fake), kind
         (t_real, t_fake), _ = kernels.ratio_forward([real, fake], terms, 2, False, False, [False, False])

@@ -4,6 +4,7 @@ bits across thread counts, torch.compile, near-duplicate points and tile edges."
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 
 import numpy as np
@@ -318,6 +319,19 @@ def test_diagonal_is_exactly_zero_distance():
     rbf_full = ops.kernel_sum_sym(x.unsqueeze(0), a, "rbf", (1.0,), False, "cpp")
     rbf_off = ops.kernel_sum_sym(x.unsqueeze(0), a, "rbf", (1.0,), True, "cpp")
     assert float(rbf_full - rbf_off) == pytest.approx(33.0, rel=1e-6)  # the far-apart pairs give exp(-huge) = 0
+
+
+def test_the_error_model_assumes_the_loosest_near_threshold():
+    """implicitdiv.testing's error scales count only pairs below 1/NEAR_RATIO of their S as
+    recomputed from differences: no kernel may recompute fewer."""
+    from implicitdiv import _C
+    from implicitdiv.testing.pair_magnitudes import NEAR_RATIO
+
+    assert 1.0 / NEAR_RATIO <= _C.pairwise_near_fraction()
+    if importlib.util.find_spec("triton") is not None:
+        from implicitdiv.kernels.triton.pairwise import NEAR_FRACTION
+
+        assert all(1.0 / NEAR_RATIO <= fraction for fraction in NEAR_FRACTION.values())
 
 
 # ---- the rest of the contract --------------------------------------------------------------------

@@ -15,10 +15,11 @@ from hypothesis import given
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import implicitdiv as idv
+from implicitdiv._codes import DOT_KERNELS, KERNELS
 from implicitdiv.kernels.triton import pairwise as tp
 from implicitdiv.ops import pairwise as ops
 from implicitdiv.reference import pairwise as ref
-from implicitdiv.reference.kernels import DOT_KERNELS, KERNELS, kernel_matrix
+from implicitdiv.reference.kernels import kernel_matrix
 
 from implicitdiv.testing.rounding import TF32_UNIT_ROUNDOFF
 

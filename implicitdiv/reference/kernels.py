@@ -8,15 +8,13 @@ degree, gamma and coef0, resolved by implicitdiv._validate.kernel_parameters):
   rbf, laplacian, imq   the bandwidths sigma, the kernel being the sum over them
   energy, linear        unused (no scale)
   polynomial            (gamma, coef0, degree), degree a whole number >= 1
-The code of each kernel in the fused backends is its index in KERNELS (tests/test_kernel_codes.py
-checks that every backend agrees).
+The kernel names, and the code of each in the fused backends, come from implicitdiv._codes.
 """
 from __future__ import annotations
 
 import torch
 
-KERNELS = ("rbf", "laplacian", "imq", "energy", "linear", "polynomial")
-DOT_KERNELS = ("linear", "polynomial")  # maps of x.y: neither centered nor recomputed from differences
+from .._codes import KERNELS
 
 
 def squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

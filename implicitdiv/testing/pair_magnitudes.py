@@ -29,8 +29,9 @@ import torch
 
 from .rounding import compute_dtype, tiny, unit_roundoff
 
-# Pairs closer than 1/NEAR_RATIO of their S get s from explicit differences (the loosest threshold
-# of the kernels: Triton's 2^-6 in "ieee" mode; the C++ engine uses 1/16).
+# Pairs closer than 1/NEAR_RATIO of their S get s from explicit differences: 1/NEAR_RATIO must stay
+# the smallest (loosest) of the kernels' thresholds, Triton's NEAR_FRACTION["ieee"] (2^-6) and the
+# C++ kNear (1/16); see implicitdiv/kernels/triton/pairwise.py. tests/test_pairwise_cpp.py checks it.
 NEAR_RATIO = 64.0
 
 

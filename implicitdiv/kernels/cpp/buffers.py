@@ -17,15 +17,6 @@ def prepare(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous()
 
 
-def squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """(N, M) squared distances of the rows of x (N, d) and y (M, d), computed by _C."""
-    x, y = prepare(x), prepare(y)
-    out = x.new_empty((x.shape[0], y.shape[0]))
-    _C.squared_distances(x.data_ptr(), y.data_ptr(), out.data_ptr(), x.shape[0], y.shape[0], x.shape[1],
-                         x.dtype == torch.float64)
-    return out
-
-
 def scale_shift_(d: torch.Tensor, a: float, b: float) -> torch.Tensor:
     """d <- a * d + b in place, in one pass (a contiguous CPU float32/float64 tensor; a, b numbers)."""
     _C.scale_shift(d.data_ptr(), d.numel(), float(a), float(b), torch.get_num_threads(), d.dtype == torch.float64)

@@ -4,7 +4,7 @@ Kernel-module protocol (shared with implicitdiv.kernels.triton.gaussian):
 
   gaussian_forward(kind, xs, want, mean, per_row) -> (value, outs)
 
-kind is one of KINDS; xs share one shape (..., d) and are each contiguous, or all (rows, d) views with
+kind is one of GAUSSIAN_KINDS (implicitdiv._codes); xs share one shape (..., d) and are each contiguous, or all (rows, d) views with
 unit column stride and any row stride (0 for an input broadcast over rows): implicitdiv.kernels.layout.
 Every row's term values are summed over d. per_row: value is the tensor of row sums, of shape
 xs[0].shape[:-1]; else value is the 0-dim sum over rows (summed in float64), divided by rows when
@@ -23,10 +23,9 @@ from __future__ import annotations
 import torch
 
 from ... import _C
+from ..._codes import GAUSSIAN_KINDS
 from ..layout import addressable, row_stride
 from .buffers import SUPPORTED, scale_shift_  # noqa: F401 (protocol)
-
-KINDS = tuple(_C.gaussian_kind_names())
 
 
 def gaussian_forward(kind, xs, want, mean, per_row):
@@ -41,7 +40,7 @@ def gaussian_forward(kind, xs, want, mean, per_row):
     outs = [torch.empty(shape, dtype=dtype) if w else None for w in want]
     value = torch.empty(shape[:-1], dtype=dtype) if per_row else None
     total = _C.gaussian_terms(
-        KINDS.index(kind), rows, d,
+        GAUSSIAN_KINDS.index(kind), rows, d,
         [x.data_ptr() for x in xs], [row_stride(x) for x in xs],
         [0 if o is None else o.data_ptr() for o in outs],
         scale, 0 if value is None else value.data_ptr(),

@@ -17,9 +17,10 @@ from __future__ import annotations
 import torch
 
 from ... import _C
+from ..._codes import KERNELS
 from .buffers import prepare
 
-KERNEL_CODES = {"rbf": 0, "laplacian": 1, "imq": 2, "energy": 3, "linear": 4, "polynomial": 5}
+KERNEL_CODES = {name: code for code, name in enumerate(KERNELS)}
 
 
 def _threads() -> int:
@@ -30,17 +31,17 @@ def _address(t):
     return 0 if t is None else t.data_ptr()
 
 
-def _forward(x, a, y, b, kernel, bandwidths, sym: bool, exclude_diag: bool):
+def _forward(x, y, a, b, kernel, bandwidths, sym: bool, exclude_diag: bool):
     batch, n, d = x.shape
     p = a.shape[-1]
     out = torch.empty((batch, p), dtype=x.dtype)
     m = n if sym else y.shape[1]
     _C.pairwise_sum_forward(x.dtype == torch.float64, KERNEL_CODES[kernel], list(bandwidths), sym, exclude_diag, batch,
-                            n, m, d, p, x.data_ptr(), a.data_ptr(), _address(y), _address(b), out.data_ptr(), _threads())
+                            n, m, d, p, x.data_ptr(), _address(y), a.data_ptr(), _address(b), out.data_ptr(), _threads())
     return out
 
 
-def _row_grads(x, a, y, b, g, kernel, bandwidths, sym: bool, exclude_diag: bool, needs, factor: float):
+def _row_grads(x, y, a, b, g, kernel, bandwidths, sym: bool, exclude_diag: bool, needs, factor: float):
     """(grad x, grad a) of <out, g> for the side whose points are x, or None where not needed."""
     if not (needs[0] or needs[1]):
         return None, None
@@ -50,7 +51,7 @@ def _row_grads(x, a, y, b, g, kernel, bandwidths, sym: bool, exclude_diag: bool,
     gx = torch.empty_like(x) if needs[0] else None
     ga = torch.empty_like(a) if needs[1] else None
     _C.pairwise_sum_rows_backward(x.dtype == torch.float64, KERNEL_CODES[kernel], list(bandwidths), sym, exclude_diag,
-                                  batch, n, m, d, p, x.data_ptr(), a.data_ptr(), _address(y), _address(b), g.data_ptr(),
+                                  batch, n, m, d, p, x.data_ptr(), _address(y), a.data_ptr(), _address(b), g.data_ptr(),
                                   factor, _address(gx), _address(ga), _threads())
     return gx, ga
 
@@ -60,7 +61,7 @@ def _row_grads(x, a, y, b, g, kernel, bandwidths, sym: bool, exclude_diag: bool,
 def kernel_sum_forward(x, y, a, b, kernel, bandwidths):
     """out_bp = sum_ij a_bip k(x_bi, y_bj) b_bjp: (B, P)."""
     x, y, a, b = (prepare(t) for t in (x, y, a, b))
-    return _forward(x, a, y, b, kernel, bandwidths, False, False)
+    return _forward(x, y, a, b, kernel, bandwidths, False, False)
 
 
 def kernel_sum_backward(g, x, y, a, b, kernel, bandwidths, needs):
@@ -68,30 +69,31 @@ def kernel_sum_backward(g, x, y, a, b, kernel, bandwidths, needs):
     G_ij = dk/ds(s_ij) sum_p g_p a_ip b_jp, grad x_i = sum_j G_ij ds_ij/dx_i, grad a_ip = g_p (K b)_ip,
     and the same for y and b with the sides swapped."""
     x, y, a, b, g = (prepare(t) for t in (x, y, a, b, g))
-    gx, ga = _row_grads(x, a, y, b, g, kernel, bandwidths, False, False, (needs[0], needs[2]), 1.0)
-    gy, gb = _row_grads(y, b, x, a, g, kernel, bandwidths, False, False, (needs[1], needs[3]), 1.0)
+    gx, ga = _row_grads(x, y, a, b, g, kernel, bandwidths, False, False, (needs[0], needs[2]), 1.0)
+    gy, gb = _row_grads(y, x, b, a, g, kernel, bandwidths, False, False, (needs[1], needs[3]), 1.0)
     return gx, gy, ga, gb
 
 
 def kernel_sum_sym_forward(x, a, kernel, bandwidths, exclude_diag):
     """out_bp = sum_ij a_bip k(x_bi, x_bj) a_bjp (i != j when exclude_diag), each unordered tile pair once."""
     x, a = prepare(x), prepare(a)
-    return _forward(x, a, None, None, kernel, bandwidths, True, bool(exclude_diag))
+    return _forward(x, None, a, None, kernel, bandwidths, True, bool(exclude_diag))
 
 
 def kernel_sum_sym_backward(g, x, a, kernel, bandwidths, exclude_diag, needs):
     """Gradients of <out, g> for x and a: both sit on both sides of every pair, hence the factor 2."""
     x, a, g = prepare(x), prepare(a), prepare(g)
-    return _row_grads(x, a, None, None, g, kernel, bandwidths, True, bool(exclude_diag), needs, 2.0)
+    return _row_grads(x, None, a, None, g, kernel, bandwidths, True, bool(exclude_diag), needs, 2.0)
 
 
-def _fused(x, a, y, b, kernel, bandwidths, sym: bool, exclude_diag: bool, needs):
+def _fused(x, y, a, b, kernel, bandwidths, sym: bool, exclude_diag: bool, needs):
+    """(out, gx, gy, ga, gb); needs is in that order too."""
     batch, n, d = x.shape
     m = n if sym else y.shape[1]
     out = torch.empty((batch, 1), dtype=x.dtype)
-    grads = [torch.empty_like(t) if need else None for t, need in zip((x, a, y, b), needs)]
+    grads = [torch.empty_like(t) if need else None for t, need in zip((x, y, a, b), needs)]
     _C.pairwise_sum_fused(x.dtype == torch.float64, KERNEL_CODES[kernel], list(bandwidths), sym, exclude_diag, batch,
-                          n, m, d, x.data_ptr(), a.data_ptr(), _address(y), _address(b), out.data_ptr(),
+                          n, m, d, x.data_ptr(), _address(y), a.data_ptr(), _address(b), out.data_ptr(),
                           *(_address(t) for t in grads), _threads())
     return (out, *grads)
 
@@ -101,15 +103,15 @@ def kernel_sum_fused(x, y, a, b, kernel, bandwidths, needs):
     (B, 1), and its gradients for an upstream gradient of 1 (None where not needed), all from one
     pass that scores each pair once and contracts it both ways (csrc/pairwise_fused.h)."""
     x, y, a, b = (prepare(t) for t in (x, y, a, b))
-    out, gx, ga, gy, gb = _fused(x, a, y, b, kernel, bandwidths, False, False, (needs[0], needs[2], needs[1], needs[3]))
-    return out, gx, gy, ga, gb
+    return _fused(x, y, a, b, kernel, bandwidths, False, False, needs)
 
 
 def kernel_sum_sym_fused(x, a, kernel, bandwidths, exclude_diag, needs):
     """Training pass of the symmetric sum, one weight column: (out, gx, ga), each unordered tile pair
     scored once."""
     x, a = prepare(x), prepare(a)
-    out, gx, ga, _, _ = _fused(x, a, None, None, kernel, bandwidths, True, bool(exclude_diag), (*needs, False, False))
+    out, gx, _, ga, _ = _fused(x, None, a, None, kernel, bandwidths, True, bool(exclude_diag),
+                               (needs[0], False, needs[1], False))
     return out, gx, ga
 
 

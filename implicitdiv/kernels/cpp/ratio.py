@@ -4,9 +4,10 @@ Kernel-module protocol (shared with implicitdiv.kernels.triton.ratio):
 
   ratio_forward(xs, terms, n_out, reduce, mean, want) -> (outs, derivs)
 
-xs are contiguous tensors of one dtype (any shape: a term reads its input's numel elements); each term is (input, map, sign, offset, out) and stands
-for scale * (f_map(x) + offset) over the elements of xs[input], scale = sign / xs[input].numel()
-when mean, else sign. With reduce, outs are n_out 0-dim tensors,
+xs are contiguous tensors of one dtype (any shape: a term reads its input's numel elements); each
+term is an implicitdiv.ops.ratio_terms.Term (input, map, sign, offset, out) and stands for
+scale * (f_map(x) + offset) over the elements of xs[input], scale = sign / xs[input].numel() when
+mean, else sign. With reduce, outs are n_out 0-dim tensors,
 out_o = sum over the terms t -> o of scale_t * sum_i (f_t(x_i) + offset_t), summed in
 float64; without, outs holds one tensor per term, scale_t * (f_t(x) + offset_t). derivs holds per term
 scale_t * f_t'(x) where want[t], else None. A NaN or +-inf logit gives a NaN term value (so a NaN
@@ -19,17 +20,18 @@ import functools
 import torch
 
 from ... import _C
+from ..._codes import RATIO_MAPS
 from .buffers import SUPPORTED, prepare, scale_shift_  # noqa: F401 (protocol)
 
-MAP_IDS = {name: i for i, name in enumerate(_C.ratio_map_names())}
+MAP_IDS = {name: i for i, name in enumerate(RATIO_MAPS)}
 
 
 @functools.lru_cache(maxsize=512)
 def _plan(terms, numels, n_out, mean, isa) -> _C.RatioLossPlan:
     """The C++ side of a loss configuration, made once per instruction set (implicitdiv._C.use_isa)."""
-    scales = [t[2] / numels[t[0]] if mean else t[2] for t in terms]
-    return _C.RatioLossPlan(list(numels), [t[0] for t in terms], [MAP_IDS[t[1]] for t in terms],
-                            [float(t[3]) for t in terms], scales, [t[4] for t in terms], n_out)
+    scales = [t.sign / numels[t.input] if mean else t.sign for t in terms]
+    return _C.RatioLossPlan(list(numels), [t.input for t in terms], [MAP_IDS[t.map] for t in terms],
+                            [float(t.offset) for t in terms], scales, [t.out for t in terms], n_out)
 
 
 def ratio_forward(xs, terms, n_out, reduce, mean, want):
@@ -38,8 +40,8 @@ def ratio_forward(xs, terms, n_out, reduce, mean, want):
             prepare(x)  # raises the backend's error
     n_out = n_out if reduce else 0
     plan = _plan(terms, tuple([x.numel() for x in xs]), n_out, mean, _C.ISA)
-    values = [None] * len(terms) if reduce else [torch.empty_like(xs[t[0]]) for t in terms]
-    derivs = [torch.empty_like(xs[t[0]]) if w else None for t, w in zip(terms, want)]
+    values = [None] * len(terms) if reduce else [torch.empty_like(xs[t.input]) for t in terms]
+    derivs = [torch.empty_like(xs[t.input]) if w else None for t, w in zip(terms, want)]
     outs = [xs[0].new_empty(()) for _ in range(n_out)]
     plan.run([x.data_ptr() for x in xs] + [0 if v is None else v.data_ptr() for v in values]
              + [0 if d is None else d.data_ptr() for d in derivs] + [o.data_ptr() for o in outs],

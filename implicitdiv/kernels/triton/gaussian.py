@@ -3,7 +3,7 @@
 Kernel-module protocol: as implicitdiv.kernels.cpp.gaussian.gaussian_forward. One launch reads
 blocks of rows (each input at its own row stride, 0 for a broadcast one), writes the elementwise
 outputs and either the per-row sums or one float64 partial per block; the partials are added in a
-fixed order by the ratio module's finalize kernel. Scales 1/rows are formed in the kernels from the
+fixed order by loss_outputs.finalize. Scales 1/rows are formed in the kernels from the
 integer rows (float kernel arguments are float32).
 """
 from __future__ import annotations
@@ -12,18 +12,21 @@ import torch
 import triton
 import triton.language as tl
 
+from ..._codes import GAUSSIAN_KINDS
 from ..layout import addressable, row_stride
-from .ratio import FINAL_BLOCK, _expm1_exp, _scale, finalize_kernel, scale_shift_  # noqa: F401 (protocol)
+from .loss_math import expm1_exp, mean_scale
+from .loss_outputs import Segment, finalize, scale_shift_  # noqa: F401 (protocol)
 
-KINDS = ("nll", "kl_std_normal", "kl_gaussians", "reparameterize")
+NLL, KL_STD_NORMAL, KL_GAUSSIANS, REPARAMETERIZE = (
+    tl.constexpr(GAUSSIAN_KINDS.index(name)) for name in ("nll", "kl_std_normal", "kl_gaussians", "reparameterize"))
 SUPPORTED = (torch.float32, torch.float64)
 
 
 @triton.jit
 def _terms(x0, x1, x2, x3, ds, KIND: tl.constexpr, IS64: tl.constexpr, DTYPE: tl.constexpr):
-    """(row term, out0, out1, out2) of one block for the kind with index KIND in KINDS."""
+    """(row term, out0, out1, out2) of one block for the kind with code KIND in GAUSSIAN_KINDS."""
     log_2pi = tl.full((), 1.8378770664093454835606594728112, DTYPE)
-    if KIND == 0:  # nll: 1/2 [(z - m)^2 e^-lv + lv + log 2 pi]; d/dz, d/dm, d/dlv
+    if KIND == NLL:  # 1/2 [(z - m)^2 e^-lv + lv + log 2 pi]; d/dz, d/dm, d/dlv
         diff = x0 - x1
         q = diff * tl.exp(-x2)
         half_diff = 0.5 * diff  # halved, and the product in float64: it may overflow where the term does not
@@ -31,21 +34,21 @@ def _terms(x0, x1, x2, x3, ds, KIND: tl.constexpr, IS64: tl.constexpr, DTYPE: tl
         o0 = ds * q
         o1 = -o0
         o2 = ds * 0.5 - (ds * half_diff) * q  # ds (1/rows for a mean) first: its share may be finite
-    elif KIND == 1:  # kl_std_normal: 1/2 [(e^lv - 1) - lv + m^2]; d/dm, d/dlv
-        e, _ = _expm1_exp(x1, IS64)
+    elif KIND == KL_STD_NORMAL:  # 1/2 [(e^lv - 1) - lv + m^2]; d/dm, d/dlv
+        e, _ = expm1_exp(x1, IS64)
         value = 0.5 * ((e - x1) + x0 * x0)
         o0 = ds * x0
         o1 = ds * 0.5 * e
         o2 = o1
-    elif KIND == 2:  # kl_gaussians: 1/2 [(lp - lq) + (e^(lq-lp) - 1) + (mq - mp)^2 e^-lp]; d/dmq, d/dlq, d/dlp
+    elif KIND == KL_GAUSSIANS:  # 1/2 [(lp - lq) + (e^(lq-lp) - 1) + (mq - mp)^2 e^-lp]; d/dmq, d/dlq, d/dlp
         diff = x0 - x2
         q = diff * tl.exp(-x3)
-        e, _ = _expm1_exp(x1 - x3, IS64)
+        e, _ = expm1_exp(x1 - x3, IS64)
         value = 0.5 * ((x3 - x1) + e) + (0.5 * diff).to(tl.float64) * q.to(tl.float64)  # as in nll
         o0 = ds * q
         o1 = ds * 0.5 * e
         o2 = -(o1 + (ds * 0.5 * diff) * q)
-    else:  # reparameterize: z = m + e^(lv/2) eps, row term -1/2 [eps^2 + lv + log 2 pi]; z, dz/dlv, dz/deps
+    else:  # REPARAMETERIZE: z = m + e^(lv/2) eps, row term -1/2 [eps^2 + lv + log 2 pi]; z, dz/dlv, dz/deps
         sd = tl.exp(0.5 * x1)
         value = -0.5 * (x2 * x2 + x1 + log_2pi)
         o0 = x0 + sd * x2
@@ -63,7 +66,7 @@ def gaussian_terms_kernel(in0, in1, in2, in3, rs0, rs1, rs2, rs3, out0, out1, ou
     pid = tl.program_id(0)
     r = pid.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     rmask = r < rows
-    ds = _scale(rows, 1.0, MEAN, DTYPE)
+    ds = mean_scale(rows, 1.0, MEAN, DTYPE)
     acc = tl.zeros((BLOCK_R,), tl.float64)
     for j0 in range(0, d, BLOCK_D):
         cols = j0 + tl.arange(0, BLOCK_D)
@@ -77,7 +80,7 @@ def gaussian_terms_kernel(in0, in1, in2, in3, rs0, rs1, rs2, rs3, out0, out1, ou
         if NIN >= 4:
             x3 = tl.load(in3 + r[:, None] * rs3 + cols[None, :], mask=m2, other=0.0).to(DTYPE)
         value, o0, o1, o2 = _terms(x0, x1, x2, x3, ds, KIND, IS64, DTYPE)
-        if KIND != 3:  # the losses' NaN rule: NaN where an input is NaN or +-inf (x2, x3 repeat x1 if absent)
+        if KIND != REPARAMETERIZE:  # the losses' NaN rule: NaN where an input is NaN or +-inf (x2, x3 repeat x1 if absent)
             finite = (x0 - x0 == 0.0) & (x1 - x1 == 0.0) & (x2 - x2 == 0.0) & (x3 - x3 == 0.0)
             value = tl.where(finite, value, float("nan"))
         acc += tl.sum(tl.where(m2, value.to(tl.float64), 0.0), axis=1)
@@ -120,13 +123,11 @@ def gaussian_forward(kind, xs, want, mean, per_row):
     flags = [o is not None for o in outs] + [False] * (3 - len(outs))
     gaussian_terms_kernel[(programs,)](
         *ins, *strides, *slots, value if per_row else xs[0], partials if partials is not None else xs[0], rows, d,
-        KIND=KINDS.index(kind), NIN=len(xs), W0=flags[0], W1=flags[1], W2=flags[2], PER_ROW=per_row, MEAN=bool(mean),
+        KIND=GAUSSIAN_KINDS.index(kind), NIN=len(xs), W0=flags[0], W1=flags[1], W2=flags[2], PER_ROW=per_row, MEAN=bool(mean),
         IS64=dtype == torch.float64, BLOCK_R=block_r, BLOCK_D=block_d,
     )
     if per_row:
         return value, outs
     total = torch.empty((), dtype=dtype, device=device)
-    finalize_kernel[(1,)](total, total, partials, programs, rows, partials, 0, 1, partials, 0, 1,
-                          SIGN0=1.0, OUT0=0, SIGN1=1.0, OUT1=0, SIGN2=1.0, OUT2=0, TERMS=1, OUTS=1, MEAN=bool(mean),
-                          BLOCK=FINAL_BLOCK)
+    finalize([total], [Segment(partials, rows, 1.0, 0)], mean)
     return total, outs

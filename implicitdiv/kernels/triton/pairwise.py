@@ -34,10 +34,18 @@ import triton
 from .pairwise_mixture import mixture_grad_components_kernel, mixture_grad_z_kernel, mixture_lse_kernel
 from .pairwise_sums import pair_grad_kernel, pair_rows_kernel
 from .pairwise_tiles import KIND_CODES
+from ..._codes import DOT_KERNELS
 from ..._validate import all_finite
-from ...reference.kernels import DOT_KERNELS
 
 PRECISIONS = ("ieee", "tf32")
+# Pairs with s < NEAR_FRACTION * (|x - c|^2 + |y - c|^2) get s from explicit differences
+# (pairwise_tiles.sq_dist_tile, for every distance kernel's forward and gradient). The C++ engine's
+# threshold, kNear = 1/16 in csrc/pairwise_engine.h, is larger because its recomputation is cheap:
+# one SIMD vector of pairs at a time. Here a tile is recomputed whole, BM x BN pairs over d scalar
+# loads, when any of its pairs is near, so "ieee" recomputes only below 2^-6, which still bounds the
+# relative error of s (module docstring); tf32's coarser products need 2^-3. The equivalence
+# harness's error model assumes the smallest of these thresholds
+# (implicitdiv.testing.pair_magnitudes.NEAR_RATIO; tests/test_pairwise_cpp.py checks it).
 NEAR_FRACTION = {"ieee": 2.0**-6, "tf32": 2.0**-3}
 HALF_TYPES = (torch.float16, torch.bfloat16)
 SUPPORTED = (torch.float32, torch.float64) + HALF_TYPES
@@ -122,13 +130,14 @@ class PairPlan:
 
 @functools.lru_cache(maxsize=256)
 def _coefficients(kernel: str, bandwidths, dtype, device) -> torch.Tensor:
-    """rbf -1/(2 sigma^2), laplacian -1/sigma, imq sigma (C), polynomial its (gamma, coef0, degree);
-    energy and linear have no scale. Kept
-    per configuration: a new tensor per call would be a host-to-device copy per launch."""
+    """Per bandwidth, positive as in the C++ (csrc/pairwise_maps.h KernelMap::c): rbf 1/(2 sigma^2)
+    and laplacian 1/sigma (the kernels take exp(-c s), exp(-c sqrt s)), imq sigma (C); polynomial
+    its (gamma, coef0, degree); energy and linear have no scale. Kept per configuration: a new
+    tensor per call would be a host-to-device copy per launch."""
     if kernel == "rbf":
-        c = [-1.0 / (2.0 * s * s) for s in bandwidths]
+        c = [1.0 / (2.0 * s * s) for s in bandwidths]
     elif kernel == "laplacian":
-        c = [-1.0 / s for s in bandwidths]
+        c = [1.0 / s for s in bandwidths]
     elif kernel == "imq":
         c = [float(s) for s in bandwidths]
     elif kernel == "polynomial":

@@ -17,15 +17,11 @@ exact products and float32 accumulation as the tensor cores.
 import triton
 import triton.language as tl
 
-RBF = tl.constexpr(0)
-LAPLACIAN = tl.constexpr(1)
-IMQ = tl.constexpr(2)
-ENERGY = tl.constexpr(3)
-LINEAR = tl.constexpr(4)
-POLYNOMIAL = tl.constexpr(5)
+from ..._codes import KERNELS
 
-KIND_CODES = {"rbf": RBF.value, "laplacian": LAPLACIAN.value, "imq": IMQ.value, "energy": ENERGY.value,
-              "linear": LINEAR.value, "polynomial": POLYNOMIAL.value}
+KIND_CODES = {name: code for code, name in enumerate(KERNELS)}
+RBF, LAPLACIAN, IMQ, ENERGY, LINEAR, POLYNOMIAL = (
+    tl.constexpr(KIND_CODES[name]) for name in ("rbf", "laplacian", "imq", "energy", "linear", "polynomial"))
 
 
 @triton.jit
@@ -142,8 +138,8 @@ def polynomial_parts(s, coef):
 
 @triton.jit
 def kernel_value(s, coef, nbw, KIND: tl.constexpr):
-    """sum over bandwidths of k(s): rbf exp(c s) with c = -1/(2 sigma^2), laplacian exp(c sqrt s)
-    with c = -1/sigma, imq c/(c + s) with c = sigma; energy -sqrt(s) once; polynomial
+    """sum over bandwidths of k(s): rbf exp(-c s) with c = 1/(2 sigma^2), laplacian exp(-c sqrt s)
+    with c = 1/sigma, imq c/(c + s) with c = sigma; energy -sqrt(s) once; polynomial
     (gamma s + c0)^p with coef = (gamma, c0, p) and s the dot product."""
     if KIND == ENERGY:
         k = -tl.sqrt(s)
@@ -157,9 +153,9 @@ def kernel_value(s, coef, nbw, KIND: tl.constexpr):
         for t in range(0, nbw):
             c = tl.load(coef + t)
             if KIND == RBF:
-                k += tl.exp(c * s)
+                k += tl.exp(-c * s)
             elif KIND == LAPLACIAN:
-                k += tl.exp(c * r)
+                k += tl.exp(-c * r)
             else:
                 k += c / (c + s)
     return k
@@ -181,7 +177,7 @@ def kernel_slope(s, coef, nbw, KIND: tl.constexpr):
             k = tl.zeros_like(s)
             for t in range(0, nbw):
                 c = tl.load(coef + t)
-                k += c * tl.exp(c * r)
+                k -= c * tl.exp(-c * r)
             k = k * 0.5 / r
         k = tl.where(at_zero, 0.0, k)
     else:
@@ -189,7 +185,7 @@ def kernel_slope(s, coef, nbw, KIND: tl.constexpr):
         for t in range(0, nbw):
             c = tl.load(coef + t)
             if KIND == RBF:
-                k += c * tl.exp(c * s)
+                k -= c * tl.exp(-c * s)
             else:
                 q = c + s
                 k -= c / (q * q)
