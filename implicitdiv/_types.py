@@ -4,5 +4,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Union
 
-# one bandwidth sigma > 0, or a sequence of them (the kernel is then the sum over the sequence)
-Bandwidth = Union[float, Sequence[float]]
+from torch import Tensor
+
+# one bandwidth sigma > 0, or a sequence of them (the kernel is then the sum over the sequence); a
+# tensor of them may require grad (learned bandwidths, implicitdiv._bandwidth)
+Bandwidth = Union[float, Sequence[float], Tensor]
