@@ -1,5 +1,5 @@
 """A small C++ call right after torch work: mmd2 forward+backward alone and right after a torch
-matmul, in the kernels' current thread mode (implicitdiv.kernels.cpp.OPENMP_TEAMS).
+matmul, in the kernels' current thread mode (implicitdiv.fused.cpp.OPENMP_TEAMS).
 
     python -m benchmarks.bench_thread_mode [--n 1024] [--d 16] [--repeats 15]
     IMPLICITDIV_THREADS=std python -m benchmarks.bench_thread_mode      # the kernels' own std::threads
@@ -16,7 +16,7 @@ import time
 import torch
 
 import implicitdiv as idv
-from implicitdiv.kernels import cpp
+from implicitdiv.fused import cpp
 
 
 def main(argv=None) -> int:

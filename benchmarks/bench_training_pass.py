@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from implicitdiv.kernels.cpp import pairwise as cpp
+from implicitdiv.fused.cpp import pairwise as cpp
 
 
 def main(argv=None) -> int:

@@ -48,8 +48,8 @@ def ratio_loss_scales(function, tensors, kwargs) -> dict:
     return scales
 
 
-TRITON_PAIRWISE = "implicitdiv.kernels.triton.pairwise"  # has blocks(launch, device, d, p, dtype) -> Blocks
-TRITON_RATIO = "implicitdiv.kernels.triton.ratio"  # has BLOCK and FINAL_BLOCK, the loss kernels' block sizes
+TRITON_PAIRWISE = "implicitdiv.fused.triton.pairwise"  # has blocks(launch, device, d, p, dtype) -> Blocks
+TRITON_RATIO = "implicitdiv.fused.triton.ratio"  # has BLOCK and FINAL_BLOCK, the loss kernels' block sizes
 LAUNCHES = ("rows", "grad", "mixture", "mixture_grad")  # the launch names blocks() takes
 TILE_FIELDS = ("rows", "cols", "warps")  # the fields of Blocks the sweep varies
 

@@ -45,7 +45,7 @@ enum class Score { distance, dot, mixture };
 // A pair is "near" when score < kNear * (t_i + t_j): then the rounding of the dot-product form,
 // about eps * (t_i + t_j), would be a large part of it, so score_tile (every pass over distance
 // scores) recomputes it from differences. Why Triton's threshold differs, and who relies on both:
-// NEAR_FRACTION in implicitdiv/kernels/triton/pairwise.py. Bound as _C.pairwise_near_fraction().
+// NEAR_FRACTION in implicitdiv/fused/triton/pairwise.py. Bound as _C.pairwise_near_fraction().
 constexpr double kNear = 1.0 / 16.0;
 // Lane accumulators are emptied into double accumulators every this many column tiles.
 constexpr int64_t kFlushEvery = 16;

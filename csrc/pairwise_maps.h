@@ -35,7 +35,7 @@ struct KernelMap {
   using V = simd::Vec<T>;
   Kernel kind;
   // Per bandwidth, positive (the maps negate them: exp(-c s)); the Triton kernels' coef is the same
-  // (implicitdiv/kernels/triton/pairwise.py _coefficients): 1/(2 sigma^2) for rbf, 1/sigma for
+  // (implicitdiv/fused/triton/pairwise.py _coefficients): 1/(2 sigma^2) for rbf, 1/sigma for
   // laplacian, sigma for imq.
   std::vector<T> c;
   T gamma = 0, c0 = 0;  // polynomial

@@ -3,7 +3,7 @@
 //
 // The team is either std::threads started for the call, or, once implicitdiv has found that this
 // module's OpenMP runtime is the one torch already runs (one libgomp in the process; see
-// implicitdiv/kernels/cpp/threads.py), that runtime's threads. Torch's OpenMP workers keep spinning
+// implicitdiv/fused/cpp/threads.py), that runtime's threads. Torch's OpenMP workers keep spinning
 // for a while after each torch op; std::threads started then share the cores with them (a small call
 // right after torch work took twice as long), while an OpenMP team is made of those very workers.
 // A second OpenMP runtime is never used: with two in the process the std::threads stay.

@@ -72,7 +72,7 @@ def __getattr__(name: str) -> Any:
 
 def use_openmp_team(on: bool) -> bool:
     """Take worker teams from the OpenMP runtime (only when it is torch's; see
-    implicitdiv.kernels.cpp.threads); returns whether they now are."""
+    implicitdiv.fused.cpp.threads); returns whether they now are."""
     global _team
     _team = bool(_module.use_openmp_team(on))
     return _team

@@ -18,5 +18,5 @@ DOT_KERNELS = ("linear", "polynomial")
 RATIO_MAPS = ("softplus_neg", "softplus", "relu_one_minus", "relu_one_plus", "linear", "half_sq_shift", "half_sq",
               "exp_neg", "expm1_neg", "tanh", "exp_shift", "expm1", "pearson")
 
-# Gaussian latent terms (implicitdiv.kernels.cpp.gaussian gives their outputs).
+# Gaussian latent terms (implicitdiv.fused.cpp.gaussian gives their outputs).
 GAUSSIAN_KINDS = ("nll", "kl_std_normal", "kl_gaussians", "reparameterize")

@@ -1,7 +1,7 @@
 """float16 and bfloat16 inputs: computed in float32, returned in the input dtype.
 
 Only the Triton pairwise kernels take half-precision tensors themselves (tensor cores with float32
-accumulation, implicitdiv/kernels/triton/pairwise.py); every other backend (the C++ kernels, the
+accumulation, implicitdiv/fused/triton/pairwise.py); every other backend (the C++ kernels, the
 Triton loss kernels, the reference) gets the inputs converted to float32, and the results are
 rounded back to the input dtype. The conversions are autograd ops, so gradients come back in the
 input dtype too.

@@ -124,7 +124,7 @@ def _cpp_state() -> tuple[bool, list[str]]:
             fix = "reinstall from source so the extension builds: pip install . (a C++17 compiler and CMake)"
         return False, [f"cpp        no: {reason}", f"           fix: {fix}"]
     from . import _C
-    from .kernels import cpp
+    from .fused import cpp
 
     forced = os.environ.get(_C.ENV)
     lines = [f"cpp        yes: C++ kernels on CPU tensors, instruction set {_C.ISA} "

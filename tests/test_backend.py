@@ -66,7 +66,7 @@ def test_per_call_backend_overrides_the_default():
 
 def test_the_extension_computes_a_kernel_sum():
     """_C's pairwise_sum_forward, through the cpp adapter, on contiguous and strided points."""
-    from implicitdiv.kernels.cpp.pairwise import kernel_sum_forward
+    from implicitdiv.fused.cpp.pairwise import kernel_sum_forward
 
     for dtype in (torch.float32, torch.float64):
         x, y = torch.randn(1, 9, 5, dtype=dtype), torch.randn(1, 4, 5, dtype=dtype)

@@ -91,7 +91,7 @@ def test_calls_without_a_gradient_build_no_graph(backend):
 @pytest.mark.parametrize("backend", FUSED)
 def test_mmd2_is_one_op(backend, monkeypatch):
     """The three sums of an MMD^2 reach the kernel module as one call, forward and backward."""
-    from implicitdiv.kernels import load
+    from implicitdiv.fused import load
 
     module = load(backend, "pairwise")
     calls = []

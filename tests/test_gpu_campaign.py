@@ -17,7 +17,7 @@ import implicitdiv as idv
 from benchmarks import gpu_campaign
 from benchmarks.campaign_correctness import Case, poisoned_outputs, uncovered
 from benchmarks.campaign_internals import tiles_overridden
-from implicitdiv.kernels.triton import pairwise as tp
+from implicitdiv.fused.triton import pairwise as tp
 
 ROOT = Path(__file__).resolve().parent.parent
 core = gpu_campaign.load_sections()

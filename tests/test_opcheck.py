@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import implicitdiv as idv
-from implicitdiv.kernels import load
+from implicitdiv.fused import load
 from implicitdiv.ops import gaussian, pairwise, ratio
 from implicitdiv.ops.library import FusedOp
 

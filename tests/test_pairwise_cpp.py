@@ -21,7 +21,7 @@ from .cases import fixed_kernel, kernel_sum_calls, mixture_calls, mmd2_calls
 from .equivalence import assert_close, check_equivalence
 
 pytestmark = pytest.mark.skipif("cpp" not in idv.backends(), reason="implicitdiv._C is not built")
-cpp_pairwise = pytest.importorskip("implicitdiv.kernels.cpp.pairwise", reason="implicitdiv._C is not built")
+cpp_pairwise = pytest.importorskip("implicitdiv.fused.cpp.pairwise", reason="implicitdiv._C is not built")
 
 BW_MIX = (0.5, 1.0, 2.0)
 
@@ -241,9 +241,9 @@ def _losses_outputs(dtype):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_same_bits_on_openmp_teams_and_std_threads(dtype):
     """csrc/threads.h takes its teams from torch's OpenMP runtime when _C is bound to it
-    (implicitdiv/kernels/cpp/threads.py), from std::threads otherwise: same bits either way."""
+    (implicitdiv/fused/cpp/threads.py), from std::threads otherwise: same bits either way."""
     from implicitdiv import _C
-    from implicitdiv.kernels import cpp
+    from implicitdiv.fused import cpp
 
     if not _C.openmp_built():
         pytest.skip("implicitdiv._C was built without OpenMP")
@@ -261,7 +261,7 @@ def test_same_bits_on_openmp_teams_and_std_threads(dtype):
 
 def test_openmp_teams_only_on_torchs_own_runtime():
     from implicitdiv import _C
-    from implicitdiv.kernels.cpp import OPENMP_TEAMS, threads as cpp_threads
+    from implicitdiv.fused.cpp import OPENMP_TEAMS, threads as cpp_threads
 
     allowed = os.environ.get("IMPLICITDIV_THREADS", "") != "std"
     same = _C.openmp_symbol() != 0 and _C.openmp_symbol() == cpp_threads.torch_openmp_symbol()
@@ -329,7 +329,7 @@ def test_the_error_model_assumes_the_loosest_near_threshold():
 
     assert 1.0 / NEAR_RATIO <= _C.pairwise_near_fraction()
     if importlib.util.find_spec("triton") is not None:
-        from implicitdiv.kernels.triton.pairwise import NEAR_FRACTION
+        from implicitdiv.fused.triton.pairwise import NEAR_FRACTION
 
         assert all(1.0 / NEAR_RATIO <= fraction for fraction in NEAR_FRACTION.values())
 

@@ -16,7 +16,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import implicitdiv as idv
 from implicitdiv._codes import DOT_KERNELS, KERNELS
-from implicitdiv.kernels.triton import pairwise as tp
+from implicitdiv.fused.triton import pairwise as tp
 from implicitdiv.ops import pairwise as ops
 from implicitdiv.reference import pairwise as ref
 from implicitdiv.reference.kernels import kernel_matrix
@@ -296,9 +296,9 @@ def _compile_for_sm90(fn, types: dict, constexprs: dict):
 def compile_launches_for_sm90():
     """Builds every kernel with the tiles and flags the launchers use on CUDA. Run in a process
     without TRITON_INTERPRET (under it the jit functions are interpreter objects)."""
-    from implicitdiv.kernels.triton.pairwise_mixture import (mixture_grad_components_kernel, mixture_grad_z_kernel,
+    from implicitdiv.fused.triton.pairwise_mixture import (mixture_grad_components_kernel, mixture_grad_z_kernel,
                                                              mixture_lse_kernel)
-    from implicitdiv.kernels.triton.pairwise_sums import pair_grad_kernel, pair_rows_kernel
+    from implicitdiv.fused.triton.pairwise_sums import pair_grad_kernel, pair_rows_kernel
 
     d = 64
     for dtype, kernel, p, precision in SM90_CASES:

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import implicitdiv as idv
-from implicitdiv.kernels import load
+from implicitdiv.fused import load
 
 
 def test_precision_is_validated():

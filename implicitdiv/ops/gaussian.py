@@ -15,7 +15,7 @@ place into the gradients; a repeated backward (retain_graph=True) recomputes thr
   reparameterize  z = m + e^(lv/2) eps, log q = -1/2 sum_k [eps^2 + lv + log 2 pi]
                                                                    saves dz/dlv, dz/deps
 
-The kernel module implicitdiv.kernels.<backend>.gaussian implements gaussian_forward (its
+The kernel module implicitdiv.fused.<backend>.gaussian implements gaussian_forward (its
 docstring gives the protocol). Inputs reach it as (rows, d) views with unit column stride; a
 broadcast input keeps row stride 0 instead of being copied.
 """
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from ..kernels import load
+from ..fused import load
 from ..reference import gaussian as ref
 from .library import fused_op
 from .in_place import scale_in_place
@@ -101,7 +101,7 @@ def _gaussian_op(xs: list[torch.Tensor], kind: str, want: list[bool], mean: bool
 def _forward(function, reduction, xs, want, backend):
     """(value, outputs per kind slot or None) in the public shapes: the registered op while
     torch.compile traces, the kernel module itself in eager mode. Inputs reach the kernels as they
-    are when all are contiguous, else as (rows, d) views (implicitdiv.kernels.layout)."""
+    are when all are contiguous, else as (rows, d) views (implicitdiv.fused.layout)."""
     shape = xs[0].shape
     as_rows = not all(x.is_contiguous() for x in xs)
     ins = [_rows(x) for x in xs] if as_rows else list(xs)

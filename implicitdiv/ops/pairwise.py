@@ -7,7 +7,7 @@ Four forward ops, each with its backward op, so torch.compile sees them as opaqu
   mmd2            out_b  = MMD^2(x_b, y_b), biased or unbiased: its three sums in one op
   mixture_logpdf  out_i  = log (1/M) sum_j N(z_i; m_j, diag exp(lv_j))
 
-The backend string picks the kernel module (implicitdiv.kernels.<backend>.pairwise), which provides:
+The backend string picks the kernel module (implicitdiv.fused.<backend>.pairwise), which provides:
 
   kernel_sum_forward(x, y, a, b, kernel, bandwidths) -> (B, P)
   kernel_sum_backward(g, x, y, a, b, kernel, bandwidths, needs) -> (gx, gy, ga, gb), None where not needed
@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import torch
 
-from ..kernels import load
+from ..fused import load
 from ..reference import pairwise as ref
 from .library import fused_op
 from .reference_grads import reference_grads

@@ -13,7 +13,7 @@ through the differentiable reference instead, so double backward is exact. The s
 backward, which scales them in place into the gradients (no new buffers); a repeated backward
 (retain_graph=True) recomputes through the reference.
 
-The kernel module implicitdiv.kernels.<backend>.ratio implements ratio_forward (its docstring
+The kernel module implicitdiv.fused.<backend>.ratio implements ratio_forward (its docstring
 gives the protocol). Maps, by name:
 
   softplus_neg softplus(-v)     softplus   softplus(v)     relu_one_minus relu(1 - v)
@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 import torch
 
-from ..kernels import load
+from ..fused import load
 from ..reference import ratio as ref
 from .derivative_sharing import derivative_shares
 from .in_place import affine_in_place, cpu_eager

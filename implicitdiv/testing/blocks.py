@@ -28,13 +28,13 @@ def _triton_constants() -> dict:
     if importlib.util.find_spec("triton") is None:
         return {"pair_tile": 16, "ratio_block": 1024, "final_block": 1024, "gaussian_program": 16384,
                 "gaussian_columns": 128}
-    from ..kernels.triton import ratio as tr
+    from ..fused.triton import ratio as tr
 
     return {"pair_tile": 16, "ratio_block": tr.BLOCK, "final_block": tr.FINAL_BLOCK, "gaussian_program": 16384,
             "gaussian_columns": 128}
 
 
-TRITON = _triton_constants()  # the interpreter's tiles (implicitdiv.kernels.triton.pairwise.blocks)
+TRITON = _triton_constants()  # the interpreter's tiles (implicitdiv.fused.triton.pairwise.blocks)
 
 
 def around(block: int, blocks: int = 3) -> list[int]:

@@ -4,7 +4,7 @@ of their gradients, computed in float64 from the explicit N x M pairs.
 A pair's kernel value k(s) is rounded through its squared distance s = ||x - y||^2. The fast kernels
 compute s as ||x - c||^2 + ||y - c||^2 - 2 (x - c).(y - c) around a shared center c, which errs by
 about sqrt(d) u S with S = ||x - c||^2 + ||y - c||^2, and recompute from explicit differences the
-pairs with s < S / NEAR_RATIO (their documented contract: implicitdiv/kernels/triton/pairwise.py,
+pairs with s < S / NEAR_RATIO (their documented contract: implicitdiv/fused/triton/pairwise.py,
 csrc/pairwise_engine.h), so
 
     ds = sqrt(d + 2) min(S, NEAR_RATIO s)          (the rounding of s, in units of u)
@@ -31,7 +31,7 @@ from .rounding import compute_dtype, tiny, unit_roundoff
 
 # Pairs closer than 1/NEAR_RATIO of their S get s from explicit differences: 1/NEAR_RATIO must stay
 # the smallest (loosest) of the kernels' thresholds, Triton's NEAR_FRACTION["ieee"] (2^-6) and the
-# C++ kNear (1/16); see implicitdiv/kernels/triton/pairwise.py. tests/test_pairwise_cpp.py checks it.
+# C++ kNear (1/16); see implicitdiv/fused/triton/pairwise.py. tests/test_pairwise_cpp.py checks it.
 NEAR_RATIO = 64.0
 
 

@@ -1,6 +1,6 @@
 """Fused ratio-loss terms on CUDA tensors (CPU tensors under TRITON_INTERPRET=1), Triton.
 
-Kernel-module protocol: as implicitdiv.kernels.cpp.ratio.ratio_forward. One launch per logit
+Kernel-module protocol: as implicitdiv.fused.cpp.ratio.ratio_forward. One launch per logit
 vector evaluates all of its terms (the fake logits of adversarial_losses feed the discriminator and
 the generator term in the same pass), writing per-element values or per-block float64 partial sums,
 and the scaled derivatives where wanted; loss_outputs.finalize then adds the partials of each loss

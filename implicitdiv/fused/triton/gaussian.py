@@ -1,6 +1,6 @@
 """Fused Gaussian latent terms on CUDA tensors (CPU tensors under TRITON_INTERPRET=1), Triton.
 
-Kernel-module protocol: as implicitdiv.kernels.cpp.gaussian.gaussian_forward. One launch reads
+Kernel-module protocol: as implicitdiv.fused.cpp.gaussian.gaussian_forward. One launch reads
 blocks of rows (each input at its own row stride, 0 for a broadcast one), writes the elementwise
 outputs and either the per-row sums or one float64 partial per block; the partials are added in a
 fixed order by loss_outputs.finalize. Scales 1/rows are formed in the kernels from the

@@ -1,11 +1,11 @@
 """Fused Gaussian latent terms on CPU tensors through implicitdiv._C.gaussian_terms.
 
-Kernel-module protocol (shared with implicitdiv.kernels.triton.gaussian):
+Kernel-module protocol (shared with implicitdiv.fused.triton.gaussian):
 
   gaussian_forward(kind, xs, want, mean, per_row) -> (value, outs)
 
 kind is one of GAUSSIAN_KINDS (implicitdiv._codes); xs share one shape (..., d) and are each contiguous, or all (rows, d) views with
-unit column stride and any row stride (0 for an input broadcast over rows): implicitdiv.kernels.layout.
+unit column stride and any row stride (0 for an input broadcast over rows): implicitdiv.fused.layout.
 Every row's term values are summed over d. per_row: value is the tensor of row sums, of shape
 xs[0].shape[:-1]; else value is the 0-dim sum over rows (summed in float64), divided by rows when
 mean. outs holds the kind's elementwise outputs, of xs[0]'s shape, where want[q], else None;

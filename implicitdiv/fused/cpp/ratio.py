@@ -1,6 +1,6 @@
 """Fused ratio-loss terms on CPU tensors through implicitdiv._C.RatioLossPlan.
 
-Kernel-module protocol (shared with implicitdiv.kernels.triton.ratio):
+Kernel-module protocol (shared with implicitdiv.fused.triton.ratio):
 
   ratio_forward(xs, terms, n_out, reduce, mean, want) -> (outs, derivs)
 
