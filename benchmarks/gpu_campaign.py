@@ -12,6 +12,7 @@ sections in order of value, each skipped with a note when its estimate would ove
   timing.targets                              mmd2 at N = M = 16384, d = 64 (the issue's targets)
   sweep.tiles                                 the pairwise kernels' tile candidates at 3 shapes
   timing.losses, timing.mixture, timing.mmd_test, timing.mmd2_grid
+  models.table2                               the DALI paper's Table 2 rows in what is left (campaign_models.py)
 
 --out DIR gets report.md and campaign.json; the summary table is printed last. --dry-run sets
 TRITON_INTERPRET=1 before triton is imported and runs everything on CPU tensors at tiny sizes
@@ -31,7 +32,7 @@ import os
 import sys
 from pathlib import Path
 
-SECTION_MODULES = ("campaign_correctness", "campaign_floors", "campaign_timing", "campaign_sweep")
+SECTION_MODULES = ("campaign_correctness", "campaign_floors", "campaign_timing", "campaign_sweep", "campaign_models")
 PLAN_WORKERS = 12  # the device machine's 16 cores, less the timed process and some slack
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import implicitdiv as idv
-from benchmarks import gpu_campaign
+from benchmarks import campaign_models, gpu_campaign
 from benchmarks.campaign_correctness import Case, poisoned_outputs, uncovered
 from benchmarks.campaign_internals import tiles_overridden
 from implicitdiv.fused.triton import pairwise as tp
@@ -28,7 +28,8 @@ def test_dry_run_runs_every_section_and_prints_the_summary_last(tmp_path):
     done = subprocess.run([sys.executable, "-m", "benchmarks.gpu_campaign", "--dry-run", "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert sorted(p.name for p in out.iterdir()) == ["campaign.json", "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == ["campaign.json", "grid25_paper.jsonl", "grid25_paper_curve.jsonl",
+                                                     "report.md"]
     data = json.loads((out / "campaign.json").read_text())
     sections = {s["name"]: s for s in data["sections"]}
     assert list(sections) == [s.name for s in core.ordered()], "sections ran out of their order"
@@ -39,6 +40,8 @@ def test_dry_run_runs_every_section_and_prints_the_summary_last(tmp_path):
     for name in ("timing.targets", "timing.losses", "timing.mixture", "timing.mmd_test", "timing.mmd2_grid"):
         assert any("triton ms" in r for r in sections[name]["rows"]), f"{name} timed nothing"
     assert all(r["status"] == "ok" for r in sections["sweep.tiles"]["rows"])
+    trained = {r["model"] for r in sections["models.table2"]["rows"]}
+    assert trained == set(campaign_models.DRY_RUN["models"]), f"Table 2 rows trained: {trained}"
     tail = done.stdout[done.stdout.rindex("## Summary"):]
     assert "wrote" not in tail and tail.count("\n|") >= len(sections)
 
