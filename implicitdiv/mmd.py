@@ -1,6 +1,9 @@
 """Public MMD estimators: mmd2, the median bandwidth heuristic and the permutation two-sample test."""
 from __future__ import annotations
 
+import functools
+import operator
+
 import torch
 from torch import Tensor
 
@@ -41,12 +44,10 @@ def mmd2(x: Tensor, y: Tensor, *, kernel: str = "rbf", bandwidth: Bandwidth = 1.
     if sigma is not None and kernel in _bandwidth.SCALE_POWER:
         check.matching_samples(x, y)
         c = _bandwidth.center(x, y)
-        total = None
-        for k, value in enumerate(check.bandwidths(sigma.detach())):
-            out = mmd2(_bandwidth.rescaled(x, c, sigma[k], kernel), _bandwidth.rescaled(y, c, sigma[k], kernel),
-                       kernel=kernel, bandwidth=value, estimator=estimator, backend=backend, precision=precision)
-            total = out if total is None else total + out
-        return total
+        terms = [mmd2(_bandwidth.rescaled(x, c, sigma[k], kernel), _bandwidth.rescaled(y, c, sigma[k], kernel),
+                      kernel=kernel, bandwidth=value, estimator=estimator, backend=backend, precision=precision)
+                 for k, value in enumerate(check.bandwidths(sigma.detach()))]
+        return functools.reduce(operator.add, terms)
     if sigma is not None:  # no scale: MMD^2 does not depend on the bandwidth
         bandwidth = sigma.detach()
     check.choice(precision, "precision", ops.PRECISIONS)

@@ -25,7 +25,7 @@ def check_equivalence(fn, tensors: dict, *, backend: str, dtype: torch.dtype, kw
     if model in error_scales.MODELS:
         magnitudes = error_scales.for_function(model, kwargs, dtype)
         if roundoff is None:
-            roundoff = error_scales.compute_roundoff(model, backend, dtype, kwargs)
+            roundoff = error_scales.compute_roundoff(model, backend, dtype, kwargs, grad=bool(grad_names))
         RUNS[model] = RUNS.get(model, 0) + 1
     reference_fn = reference_fn or fn
     return compare.check_equivalence(lambda **a: fn(**a, backend=backend), lambda **a: reference_fn(**a, backend="reference"),

@@ -108,11 +108,11 @@ def for_function(name: str, kwargs: dict, dtype: torch.dtype):
     raise ValueError(f"no error model for {name!r}")
 
 
-def compute_roundoff(name: str, backend: str, dtype: torch.dtype, kwargs: dict) -> float:
-    """The unit roundoff implicitdiv.<name> computes with on backend for inputs of dtype: float32's
-    for float16/bfloat16 inputs (implicitdiv._half), except on the Triton pairwise kernels, which
-    take half-precision operands."""
+def compute_roundoff(name: str, backend: str, dtype: torch.dtype, kwargs: dict, grad: bool = True) -> float:
+    """The unit roundoff implicitdiv.<name> computes with on backend for inputs of dtype (grad: some
+    input requires grad): float32's for float16/bfloat16 inputs (implicitdiv._half), except where the
+    Triton pairwise kernels take half-precision operands (implicitdiv._half.triton_pairwise)."""
     if dtype not in HALF:
         return unit_roundoff(dtype)
-    native = name in ("kernel_sum", "kernel_sum_sym", "mmd2") and triton_pairwise(backend, kwargs)
+    native = name in ("kernel_sum", "kernel_sum_sym", "mmd2") and triton_pairwise(backend, kwargs, dtype, grad)
     return unit_roundoff(dtype if native else torch.float32)
