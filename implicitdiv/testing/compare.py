@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .rounding import bound
+from .rounding import bound, tiny, unit_roundoff
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,8 @@ def _allowed(expected: torch.Tensor, dtype, magnitude, scale, roundoff, factor, 
     tol = TOLERANCES[dtype]
     s = float(expected.abs().max()) if expected.numel() else 0.0
     s = max(s, float(scale or 0.0), 1e-30)
-    return (tol.atol * s + tol.rtol * expected.abs()) * factor
+    # plus half the spacing of the dtype's subnormals: no result in dtype can be closer than its rounding
+    return (tol.atol * s + tol.rtol * expected.abs() + unit_roundoff(dtype) * tiny(dtype)) * factor
 
 
 def compare(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype, what: str, *, magnitude=None,
