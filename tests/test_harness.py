@@ -196,3 +196,24 @@ def test_harness_checks_the_dtype(call):
 
     with pytest.raises(AssertionError, match="dtype"):
         check_equivalence(wrong_dtype, call.tensors, backend="x", dtype=torch.float32, kwargs=call.kwargs, model="mmd2")
+
+
+
+def test_a_finite_value_summed_from_overflowing_terms_may_be_nan_or_infinite():
+    # d/dfake of both outputs of the saturating KL game at fake = 110: exp(109) in each output's
+    # derivative overflows float32, their upstream-weighted sum is finite in float64; float32's own
+    # arithmetic (the reference run in float32) gives inf - inf = NaN there, and so may a fast op.
+    f32 = {"real": torch.tensor([1.54, -0.29]), "fake": torch.tensor([110.0, 22.8]).requires_grad_()}
+    d, g = idv.adversarial_losses(**f32, kind="kl", saturating=True, backend="reference")
+    grad = torch.autograd.grad(d + 0.5 * g, f32["fake"])[0]
+    assert grad[0].isnan() and grad[1].isfinite()
+
+    expected = torch.tensor([5.0, 3.0, 3.0], dtype=torch.float64)  # finite true values
+    actual = torch.tensor([float("nan"), float("-inf"), 3.0])
+    overflowing_terms = (torch.tensor([4e46, 4e46, 3.0], dtype=torch.float64), 2)
+    compare.assert_close(actual, expected, torch.float32, "g", magnitude=overflowing_terms)
+    for where in (0, 1):  # the same non-finite result where the terms do not overflow is a mismatch
+        m = overflowing_terms[0].clone()
+        m[where] = 3.0
+        with pytest.raises(compare.Mismatch):
+            compare.assert_close(actual, expected, torch.float32, "g", magnitude=(m, 2))

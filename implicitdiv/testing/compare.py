@@ -85,24 +85,33 @@ def compare(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype, wh
     expected = expected.detach().to(torch.float64)
     if actual.shape != expected.shape:
         raise Mismatch(f"{what}: shape {tuple(actual.shape)} != reference {tuple(expected.shape)}", float("inf"))
-    # a true value beyond the dtype's range is an infinity in that dtype; or NaN, where the fast op
-    # forms it from terms that overflow on their own (inf - inf), as the dtype's own arithmetic does
-    big = expected.abs() > torch.finfo(dtype).max
+    # A true value beyond the dtype's range is an infinity in that dtype, or NaN where the fast op
+    # forms it from terms that overflow on their own (inf - inf), as the dtype's own arithmetic does.
+    # A finite true value may come out as any infinity or NaN where the dtype cannot hold the
+    # computation: its terms overflow (the error model's magnitude beyond the dtype's max) or the
+    # allowed error reaches past the max.
+    top = torch.finfo(dtype).max
+    big = expected.abs() > top
     expected = torch.where(big, expected.sign() * float("inf"), expected)
+    finite_e = torch.isfinite(expected)
+    if magnitude is not None:
+        magnitude = (torch.as_tensor(magnitude[0], dtype=torch.float64).detach().expand(expected.shape), magnitude[1])
+    allowed_all = _allowed(torch.where(finite_e, expected, 0.0), result_dtype or dtype, magnitude, scale, roundoff,
+                           factor, summation)
+    unholdable = finite_e & (expected.abs() + allowed_all > top)
+    if magnitude is not None:
+        unholdable |= finite_e & (magnitude[0] > top)
     nan_a, nan_e = torch.isnan(actual), torch.isnan(expected)
-    overflowed = big & nan_a
+    overflowed = (big & nan_a) | (unholdable & ~torch.isfinite(actual))
     if not torch.equal(nan_a & ~overflowed, nan_e):
         raise Mismatch(f"{what}: NaN pattern differs from the reference", float("inf"))
-    keep = ~nan_e & torch.isfinite(expected)
-    infinite = ~nan_e & ~keep & ~overflowed
+    keep = finite_e & ~overflowed
+    infinite = ~nan_e & ~finite_e & ~overflowed
     if not torch.equal(actual[infinite], expected[infinite]):
         raise Mismatch(f"{what}: infinities differ from the reference", float("inf"))
-    if magnitude is not None:
-        magnitude = (torch.as_tensor(magnitude[0], dtype=torch.float64).detach().expand(expected.shape)[keep], magnitude[1])
-    a, e = actual[keep], expected[keep]
+    a, e, allowed = actual[keep], expected[keep], allowed_all[keep]
     if e.numel() == 0:
         return 0.0, ""
-    allowed = _allowed(e, result_dtype or dtype, magnitude, scale, roundoff, factor, summation)
     err = (a - e).abs()
     ratio = torch.where(err == 0, torch.zeros_like(err), err / allowed)
     i = int(torch.argmax(torch.nan_to_num(ratio, nan=float("inf"))))
