@@ -36,6 +36,7 @@ from .pairwise_sums import pair_grad_kernel, pair_rows_kernel
 from .pairwise_tiles import KIND_CODES
 from ..._codes import DOT_KERNELS
 from ..._validate import all_finite
+from ...statistics import mmd2_weights
 
 PRECISIONS = ("ieee", "tf32")
 # Pairs with s < NEAR_FRACTION * (|x - c|^2 + |y - c|^2) get s from explicit differences
@@ -255,32 +256,32 @@ def kernel_sum_sym_backward(g, x, a, kernel, bandwidths, exclude_diag, needs, pr
 
 
 @functools.lru_cache(maxsize=64)
-def _mmd2_weights(n: int, m: int, unbiased: bool, dtype, device) -> torch.Tensor:
-    """A (N + M, P) with sum_p A_ip A_jp the weight of the pair (i, j) of the pooled sample [x; y]:
-    biased, P = 1: 1/N for x, -1/M for y, so A^T K A = MMD^2. Unbiased, P = 2: the pair weights
-    1/(N(N-1)) on x-x, 1/(M(M-1)) on y-y and -1/(NM) on x-y form a positive definite 2 x 2 matrix per
-    pair of groups, whose Cholesky rows (l11, 0) for x and (l21, l22) for y are the weights; the
-    diagonal is left out by the sum."""
+def _pooled_weights(n: int, m: int, unbiased: bool, dtype, device) -> torch.Tensor:
+    """A (N + M, P) with sum_p A_ip A_jp the weight of the pair (i, j) of the pooled sample [x; y],
+    from implicitdiv.statistics.mmd2_weights: xx^2 on x-x, yy^2 on y-y, cross_x cross_y / 2 on each
+    ordered x-y pair. Those three form a 2 x 2 matrix per pair of groups whose Cholesky rows
+    (l11, 0) for x and (l21, l22) for y are the weights (biased: l22 = 0, so P = 1); the unbiased
+    sum leaves the diagonal out."""
+    w = mmd2_weights(n, m, unbiased)
+    l11 = w.xx
+    l21 = 0.5 * w.cross_x * w.cross_y / l11
     if unbiased:
-        l11 = 1.0 / math.sqrt(n * (n - 1.0))
-        l21 = -1.0 / (n * m) / l11
-        l22 = math.sqrt(1.0 / (m * (m - 1.0)) - l21 * l21)
-        rows = [[l11, 0.0]] * n + [[l21, l22]] * m
+        rows = [[l11, 0.0]] * n + [[l21, math.sqrt(w.yy * w.yy - l21 * l21)]] * m
     else:
-        rows = [[1.0 / n]] * n + [[-1.0 / m]] * m
+        rows = [[l11]] * n + [[l21]] * m
     return torch.tensor(rows, dtype=dtype, device=device)
 
 
 def _pooled(x, y, unbiased):
     """z = [x; y] per batch element and the pooled weights, batch-expanded."""
     z = torch.cat([x, y], 1)
-    w = _mmd2_weights(x.shape[1], y.shape[1], bool(unbiased), _compute_dtype(x.dtype), x.device)
+    w = _pooled_weights(x.shape[1], y.shape[1], bool(unbiased), _compute_dtype(x.dtype), x.device)
     return z, w.expand(x.shape[0], -1, -1).contiguous()
 
 
 def mmd2_forward(x, y, kernel, bandwidths, unbiased, precision="ieee"):
     """MMD^2 of x (B, N, d) and y (B, M, d): (B,). One launch: the symmetric sum over the pooled
-    sample with the weights of _mmd2_weights, each unordered tile pair once."""
+    sample with the weights of _pooled_weights, each unordered tile pair once."""
     _check(precision, x, y)
     z, w = _pooled(x, y, unbiased)
     pl = plan(z, z, kernel, bandwidths, precision, sym=True, exclude=bool(unbiased))
