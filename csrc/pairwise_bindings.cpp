@@ -279,6 +279,15 @@ void bind_pairwise(py::module_& m) {
       "pairwise_kernel_names",
       [] { return std::vector<std::string>(kKernelNames, kKernelNames + kKernels); },
       "the kernels of the pairwise engine, in the order of their codes");
+  m.def(
+      "pairwise_dot_kernel_names",
+      [] {
+        std::vector<std::string> names;
+        for (int k = 0; k < kKernels; ++k)
+          if (dot_kernel(k)) names.emplace_back(kKernelNames[k]);
+        return names;
+      },
+      "the kernels the engine computes from the dot product x.y (neither centered nor recomputed)");
   m.def("pairwise_near_fraction", [] { return engine::kNear; },
         "pairs with s < this fraction of |x - c|^2 + |y - c|^2 get s from explicit differences");
   m.def("pairwise_sum_forward", &sum_forward,

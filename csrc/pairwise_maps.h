@@ -25,7 +25,8 @@ enum class Kernel : int { rbf = 0, laplacian = 1, imq = 2, energy = 3, linear = 
 constexpr const char* kKernelNames[] = {"rbf", "laplacian", "imq", "energy", "linear", "polynomial"};
 constexpr int kKernels = sizeof(kKernelNames) / sizeof(kKernelNames[0]);
 
-// Kernels of the dot product x.y rather than of the squared distance.
+// Kernels of the dot product x.y rather than of the squared distance: implicitdiv._codes.DOT_KERNELS
+// (tests/test_kernel_codes.py reads this list through pairwise_dot_kernel_names).
 inline bool dot_kernel(int kernel) {
   return kernel == static_cast<int>(Kernel::linear) || kernel == static_cast<int>(Kernel::polynomial);
 }

@@ -29,4 +29,5 @@ def test_cpp_names_the_codes_in_order(module):
     assert tuple(module.pairwise_kernel_names()) == KERNELS
     assert tuple(module.ratio_map_names()) == RATIO_MAPS
     assert tuple(module.gaussian_kind_names()) == GAUSSIAN_KINDS
+    assert tuple(module.pairwise_dot_kernel_names()) == DOT_KERNELS
 
