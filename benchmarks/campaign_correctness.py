@@ -22,15 +22,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from implicitdiv import FDIVERGENCES
+from implicitdiv._codes import KERNELS as CODED_KERNELS
+from implicitdiv.reference.ratio import KINDS as RATIO_KINDS
+
 from .campaign_core import Section, SectionResult, register
 from .campaign_internals import TOLERANCES, assert_close, loss_blocks, ratio_loss_scales, tile_sizes, triton_functions
 
-KERNELS = ("rbf", "laplacian", "imq", "energy", "linear")
+KERNELS = tuple(k for k in CODED_KERNELS if k != "polynomial")  # polynomial takes (gamma, coef0, degree)
 MODES = (("float32", "ieee"), ("float32", "tf32"), ("bfloat16", "ieee"), ("float16", "ieee"), ("float64", "ieee"))
 TOLERANCE_OF = {"tf32": torch.bfloat16}  # tf32 rounds the dot products' operands to 10 bits
 HALF = ("bfloat16", "float16")
-RATIO_KINDS = ("gan", "hinge", "wgan", "lsgan", "kl", "reverse_kl", "pearson", "hellinger", "js", "tv")
-FDIVERGENCES = ("kl", "reverse_kl", "pearson", "hellinger", "js", "gan", "tv")
 GAUSSIAN = {"gaussian_nll": ("z", "mean", "logvar"), "kl_std_normal": ("mean", "logvar"),
             "kl_gaussians": ("mean_q", "logvar_q", "mean_p", "logvar_p"), "reparameterize": ("mean", "logvar", "eps")}
 MAX_SUMMARY_FAILURES = 8  # the rest are in the report: the summary must fit the output the device tool returns

@@ -20,3 +20,5 @@ RATIO_MAPS = ("softplus_neg", "softplus", "relu_one_minus", "relu_one_plus", "li
 
 # Gaussian latent terms (implicitdiv.fused.cpp.gaussian gives their outputs).
 GAUSSIAN_KINDS = ("nll", "kl_std_normal", "kl_gaussians", "reparameterize")
+# The public function of each Gaussian kind, in kind order.
+GAUSSIAN_FUNCTIONS = ("gaussian_nll", "kl_std_normal", "kl_gaussians", "reparameterize")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 
+from .._codes import GAUSSIAN_FUNCTIONS, GAUSSIAN_KINDS
 from ..fused import load
 from ..reference import gaussian as ref
 from .library import fused_op
@@ -30,8 +31,7 @@ from .in_place import scale_in_place
 from .overflow import overflowed, small_upstream
 from .reference_grads import reference_grads
 
-KIND = {"gaussian_nll": "nll", "kl_std_normal": "kl_std_normal", "kl_gaussians": "kl_gaussians",
-        "reparameterize": "reparameterize"}
+KIND = dict(zip(GAUSSIAN_FUNCTIONS, GAUSSIAN_KINDS))
 
 
 def _wanted_outputs(function, needs):

@@ -11,12 +11,12 @@ from __future__ import annotations
 import torch
 
 from .. import _validate
+from .._codes import GAUSSIAN_FUNCTIONS
 from .._half import HALF, triton_pairwise
 from . import loss_magnitudes, pair_magnitudes
 from .rounding import unit_roundoff
 
 RATIO_FUNCTIONS = ("discriminator_loss", "generator_loss", "adversarial_losses", "fdiv_estimate", "ratio_matching_loss")
-GAUSSIAN_FUNCTIONS = ("gaussian_nll", "kl_std_normal", "kl_gaussians", "reparameterize")
 PAIRWISE_FUNCTIONS = ("kernel_sum", "kernel_sum_sym", "mmd2", "gaussian_mixture_logpdf")
 MODELS = PAIRWISE_FUNCTIONS + RATIO_FUNCTIONS + GAUSSIAN_FUNCTIONS
 

@@ -47,7 +47,7 @@ def _map_pieces(name: str, v: torch.Tensor):
         d2, = torch.autograd.grad(d1.sum(), v, allow_unused=True) if d1.requires_grad else (None,)
     d2 = torch.zeros_like(v) if d2 is None else d2
     v, f, d1, d2 = v.detach(), f.detach(), d1.detach(), d2.detach()
-    shift = abs(DERIVATIVE_FAMILY.get(name, (None, 0.0, 0.0))[2])
+    shift = abs(DERIVATIVE_FAMILY[name].b) if name in DERIVATIVE_FAMILY else 0.0
     value = f.abs() + (v * d1).abs()
     slope = d1.abs() + (v * d2).abs() + shift
     return f, torch.nan_to_num(value, nan=0.0, posinf=math.inf), torch.nan_to_num(slope, nan=0.0, posinf=math.inf)
