@@ -217,3 +217,14 @@ def test_a_finite_value_summed_from_overflowing_terms_may_be_nan_or_infinite():
         m[where] = 3.0
         with pytest.raises(compare.Mismatch):
             compare.assert_close(actual, expected, torch.float32, "g", magnitude=(m, 2))
+
+
+def test_a_true_value_just_past_the_dtype_max_may_round_to_the_max():
+    # float16 rounds 65510 to its max, 65504, not to inf; a value far past the max may not come out finite
+    expected = torch.tensor([65510.0, 1.0], dtype=torch.float64)
+    compare.assert_close(torch.tensor([65504.0, 1.0], dtype=torch.float16), expected, torch.float16, "v")
+    compare.assert_close(torch.tensor([float("inf"), 1.0], dtype=torch.float16), expected, torch.float16, "v")
+    with pytest.raises(compare.Mismatch):
+        compare.assert_close(torch.tensor([60000.0, 1.0], dtype=torch.float16), expected * 1.2, torch.float16, "v")
+    with pytest.raises(compare.Mismatch):
+        compare.assert_close(torch.tensor([-float("inf"), 1.0], dtype=torch.float16), expected, torch.float16, "v")

@@ -62,14 +62,17 @@ def _flatten(out) -> list[torch.Tensor]:
     return list(out) if isinstance(out, (tuple, list)) else [out]
 
 
-def _allowed(expected: torch.Tensor, dtype, magnitude, scale, roundoff, factor, summation=True) -> torch.Tensor:
-    """dtype: the dtype of the result (its final rounding)."""
+def _allowed(expected: torch.Tensor, dtype, magnitude, scale, roundoff, factor, summation=True,
+             scale_of: torch.Tensor | None = None) -> torch.Tensor:
+    """dtype: the dtype of the result (its final rounding); scale_of: the values whose largest sets the
+    scale of TOLERANCES' atol where there is no error model (default: expected)."""
     if magnitude is not None:
         m, length = magnitude
         m = torch.as_tensor(m, dtype=torch.float64).expand(expected.shape)
         return bound(expected, m, length, dtype, roundoff, summation) * factor
     tol = TOLERANCES[dtype]
-    s = float(expected.abs().max()) if expected.numel() else 0.0
+    scale_of = expected if scale_of is None else scale_of
+    s = float(scale_of.abs().max()) if scale_of.numel() else 0.0
     s = max(s, float(scale or 0.0), 1e-30)
     # plus half the spacing of the dtype's subnormals: no result in dtype can be closer than its rounding
     return (tol.atol * s + tol.rtol * expected.abs() + unit_roundoff(dtype) * tiny(dtype)) * factor
@@ -85,28 +88,29 @@ def compare(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype, wh
     expected = expected.detach().to(torch.float64)
     if actual.shape != expected.shape:
         raise Mismatch(f"{what}: shape {tuple(actual.shape)} != reference {tuple(expected.shape)}", float("inf"))
-    # A true value beyond the dtype's range is an infinity in that dtype, or NaN where the fast op
-    # forms it from terms that overflow on their own (inf - inf), as the dtype's own arithmetic does.
-    # A finite true value may come out as any infinity or NaN where the dtype cannot hold the
-    # computation: its terms overflow (the error model's magnitude beyond the dtype's max) or the
-    # allowed error reaches past the max.
+    # Where the dtype cannot hold the computation, the fast op may overflow as the dtype's own
+    # arithmetic does: where the true value lies beyond the dtype's max or within the allowed error
+    # of it, to the infinity of its sign or to NaN (inf - inf); where the terms summed into it
+    # overflow on their own (the error model's magnitude beyond the max), to any infinity or NaN.
+    # A finite result there is compared as any other; so is every other element. An infinite true
+    # value may come out NaN, else it must be the same infinity.
     top = torch.finfo(dtype).max
-    big = expected.abs() > top
-    expected = torch.where(big, expected.sign() * float("inf"), expected)
     finite_e = torch.isfinite(expected)
+    in_range = torch.where(finite_e & (expected.abs() <= top), expected, 0.0)  # the no-model scale ignores the rest
     if magnitude is not None:
         magnitude = (torch.as_tensor(magnitude[0], dtype=torch.float64).detach().expand(expected.shape), magnitude[1])
     allowed_all = _allowed(torch.where(finite_e, expected, 0.0), result_dtype or dtype, magnitude, scale, roundoff,
-                           factor, summation)
-    unholdable = finite_e & (expected.abs() + allowed_all > top)
-    if magnitude is not None:
-        unholdable |= finite_e & (magnitude[0] > top)
+                           factor, summation, scale_of=in_range)
     nan_a, nan_e = torch.isnan(actual), torch.isnan(expected)
-    overflowed = (big & nan_a) | (unholdable & ~torch.isfinite(actual))
+    past = finite_e & (expected.abs() + allowed_all > top)
+    terms_past = finite_e & (magnitude[0] > top) if magnitude is not None else torch.zeros_like(finite_e)
+    same_infinity = torch.isinf(actual) & (actual.sign() == expected.sign())
+    infinite = ~nan_e & ~finite_e
+    overflowed = (past & (nan_a | same_infinity)) | (terms_past & ~torch.isfinite(actual)) | (infinite & nan_a)
     if not torch.equal(nan_a & ~overflowed, nan_e):
         raise Mismatch(f"{what}: NaN pattern differs from the reference", float("inf"))
     keep = finite_e & ~overflowed
-    infinite = ~nan_e & ~finite_e & ~overflowed
+    infinite &= ~overflowed
     if not torch.equal(actual[infinite], expected[infinite]):
         raise Mismatch(f"{what}: infinities differ from the reference", float("inf"))
     a, e, allowed = actual[keep], expected[keep], allowed_all[keep]
