@@ -119,7 +119,7 @@ inline Vec<double> vsqrt(Vec<double> x) {
 // built in the exponent bits. Arguments below the smallest normal result give 0; NaN stays NaN.
 inline Vec<float> vexp(Vec<float> x) {
   typedef Lanes<float>::I I;
-  const Vec<float> lo = splat(-87.0f);
+  const Vec<float> lo = splat(-87.3365448f);  // ln of the smallest normal float, 2^-126
   const I under = x < lo;
   x = (x < lo) ? lo : x;
   const Vec<float> magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
@@ -143,7 +143,7 @@ inline Vec<float> vexp(Vec<float> x) {
 
 inline Vec<double> vexp(Vec<double> x) {
   typedef Lanes<double>::I I;
-  const Vec<double> lo = splat(-708.0);
+  const Vec<double> lo = splat(-708.39641853226408);  // ln of the smallest normal double, 2^-1022
   const I under = x < lo;
   x = (x < lo) ? lo : x;
   const Vec<double> magic = splat(6755399441055744.0);  // 1.5 * 2^52

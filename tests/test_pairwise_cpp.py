@@ -77,6 +77,23 @@ def test_mixture_double_backward_falls_back_to_reference(call):
 # ---- sizes past the hypothesis range: many tiles, wide features, many weight columns -------------
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_exp_keeps_the_normal_range(dtype):
+    # rbf values from 2^4 down to just above the smallest normal number come out to their rounding;
+    # below it the engine's exp may give 0 (the contract of csrc/pairwise_simd.h's vexp)
+    tiny = torch.finfo(dtype).tiny
+    logs = torch.tensor([-20.0, -80.0, -87.3, -708.0, -708.39], dtype=torch.float64) if dtype == torch.float64 else \
+        torch.tensor([-20.0, -80.0, -87.0, -87.3, -87.336], dtype=torch.float64)
+    logs = logs[logs > torch.log(torch.tensor(tiny, dtype=torch.float64))]
+    y = (-2.0 * logs).sqrt().unsqueeze(1)  # rbf at bandwidth 1: k = exp(-y^2 / 2) = exp(log)
+    x = torch.zeros(1, 1, dtype=torch.float64)
+    y = y.to(dtype).double()  # the inputs as the op sees them
+    k = torch.stack([idv.kernel_sum(x.to(dtype), r.view(1, 1).to(dtype), kernel="rbf", backend="cpp") for r in y])
+    expected = torch.exp(-0.5 * y.view(-1) ** 2)
+    u = torch.finfo(dtype).eps / 2  # s = y^2 rounds by u, exp's argument by |log| u, the result by a few u
+    assert ((k.double().view(-1) / expected - 1).abs() <= (2 * logs.abs() + 8) * u).all(), (k.view(-1), expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_many_tiles_wide_features_and_weights(dtype, kernel):
     rng = np.random.default_rng(3)

@@ -18,8 +18,10 @@ and from the difference for near ones, has the magnitude
 The linear kernel x.y has R = |k| + sqrt(d + 2) sum_k |x_k y_k| and gradient terms y_k. The
 polynomial kernel k = b^p, b = gamma x.y + coef0, rounds b by db = |b| + gamma sqrt(d + 2) sum_k |x_k y_k|
 and the power by p |k|: R = p |k| + |dk/db| db, and its gradient terms dk/db gamma y_k have the
-magnitude (|dk/db| + |d2k/db2| db) gamma |y_k|. An exponential kernel value is floored at the
-compute dtype's smallest normal number (underflow).
+magnitude (|dk/db| + |d2k/db2| db) gamma |y_k|. An exponential kernel value below the compute
+dtype's smallest normal number (tiny) may come out 0 (the C++ engine's exp, a GPU's flush to zero):
+an absolute loss of up to tiny that the term's factors (1/(2 sigma^2), 2 |x_k - y_k|, the weights)
+then scale, so the value is floored at tiny / u, whose rounding u is that loss.
 """
 from __future__ import annotations
 
@@ -87,7 +89,7 @@ class Pairs:
         big_s = (self.xc**2).sum(-1).unsqueeze(2) + (self.yc**2).sum(-1).unsqueeze(1)
         self.near = s * NEAR_RATIO < big_s
         self.ds = math.sqrt(d + 2) * torch.minimum(big_s, NEAR_RATIO * s)
-        floor = tiny(compute_dtype(dtype))
+        floor = tiny(compute_dtype(dtype)) / unit_roundoff(compute_dtype(dtype))
         sigmas = (1.0,) if kernel == "energy" else tuple(bandwidths)
         self.value = torch.zeros_like(s)
         self.rounding = torch.zeros_like(s)
