@@ -228,3 +228,9 @@ def test_a_true_value_just_past_the_dtype_max_may_round_to_the_max():
         compare.assert_close(torch.tensor([60000.0, 1.0], dtype=torch.float16), expected * 1.2, torch.float16, "v")
     with pytest.raises(compare.Mismatch):
         compare.assert_close(torch.tensor([-float("inf"), 1.0], dtype=torch.float16), expected, torch.float16, "v")
+    # a double backward checked without an error model, at a scale of 1e16 (float16 terms far past its
+    # max): the allowed interval around 1.5e6 reaches below -65504 as well, so -inf is within it
+    loose = torch.tensor([1.5e6], dtype=torch.float64)
+    compare.assert_close(torch.tensor([-float("inf")], dtype=torch.float16), loose, torch.float16, "grad2", scale=1e16)
+    with pytest.raises(compare.Mismatch):
+        compare.assert_close(torch.tensor([-float("inf")], dtype=torch.float16), loose, torch.float16, "grad2", scale=1e4)

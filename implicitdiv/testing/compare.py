@@ -89,8 +89,8 @@ def compare(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype, wh
     if actual.shape != expected.shape:
         raise Mismatch(f"{what}: shape {tuple(actual.shape)} != reference {tuple(expected.shape)}", float("inf"))
     # Where the dtype cannot hold the computation, the fast op may overflow as the dtype's own
-    # arithmetic does: where the true value lies beyond the dtype's max or within the allowed error
-    # of it, to the infinity of its sign or to NaN (inf - inf); where the terms summed into it
+    # arithmetic does: to +inf (-inf) where the allowed interval around the true value reaches past
+    # the dtype's max (below -max), or to NaN (inf - inf) there; where the terms summed into it
     # overflow on their own (the error model's magnitude beyond the max), to any infinity or NaN.
     # A finite result there is compared as any other; so is every other element. An infinite true
     # value may come out NaN, else it must be the same infinity.
@@ -102,11 +102,12 @@ def compare(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype, wh
     allowed_all = _allowed(torch.where(finite_e, expected, 0.0), result_dtype or dtype, magnitude, scale, roundoff,
                            factor, summation, scale_of=in_range)
     nan_a, nan_e = torch.isnan(actual), torch.isnan(expected)
-    past = finite_e & (expected.abs() + allowed_all > top)
+    above = finite_e & (expected + allowed_all > top)  # the allowed interval reaches past +max
+    below = finite_e & (expected - allowed_all < -top)
     terms_past = finite_e & (magnitude[0] > top) if magnitude is not None else torch.zeros_like(finite_e)
-    same_infinity = torch.isinf(actual) & (actual.sign() == expected.sign())
     infinite = ~nan_e & ~finite_e
-    overflowed = (past & (nan_a | same_infinity)) | (terms_past & ~torch.isfinite(actual)) | (infinite & nan_a)
+    overflowed = ((above & torch.isposinf(actual)) | (below & torch.isneginf(actual)) | ((above | below) & nan_a)
+                  | (terms_past & ~torch.isfinite(actual)) | (infinite & nan_a))
     if not torch.equal(nan_a & ~overflowed, nan_e):
         raise Mismatch(f"{what}: NaN pattern differs from the reference", float("inf"))
     keep = finite_e & ~overflowed
