@@ -29,22 +29,22 @@ T* or_null(std::uintptr_t address) {
 // sizes and reduction): term k reads input inputs[k] (lengths[inputs[k]] elements) and is
 // scales[k] * (f_k(x) + offsets[k]); it writes its values or adds its sum into output out_of[k],
 // and writes scales[k] * f_k'(x) where asked. run() takes the buffers of one call.
-struct RatioLossPlan {
+struct RatioLossConfig {
   std::vector<int64_t> lengths;
   std::vector<int> inputs, maps, out_of;
   std::vector<double> offsets, scales;
   int n_out;
 
-  RatioLossPlan(std::vector<int64_t> lengths_, std::vector<int> inputs_, std::vector<int> maps_,
+  RatioLossConfig(std::vector<int64_t> lengths_, std::vector<int> inputs_, std::vector<int> maps_,
                 std::vector<double> offsets_, std::vector<double> scales_, std::vector<int> out_of_, int n_out_)
       : lengths(std::move(lengths_)), inputs(std::move(inputs_)), maps(std::move(maps_)), out_of(std::move(out_of_)),
         offsets(std::move(offsets_)), scales(std::move(scales_)), n_out(n_out_) {
     const size_t k = maps.size();
     if (inputs.size() != k || offsets.size() != k || scales.size() != k || out_of.size() != k || n_out < 0)
-      throw std::invalid_argument("RatioLossPlan: one input, map, offset, scale and output per term");
+      throw std::invalid_argument("RatioLossConfig: one input, map, offset, scale and output per term");
     for (size_t j = 0; j < k; ++j)
       if (inputs[j] < 0 || inputs[j] >= static_cast<int>(lengths.size()) || (n_out > 0 && (out_of[j] < 0 || out_of[j] >= n_out)))
-        throw std::invalid_argument("RatioLossPlan: a term names an input or output that does not exist");
+        throw std::invalid_argument("RatioLossConfig: a term names an input or output that does not exist");
   }
 
   // addresses: one per input, then per term its values (0: summed into its output), then per term its
@@ -75,10 +75,10 @@ struct RatioLossPlan {
 
   void run(const std::vector<std::uintptr_t>& addresses, int threads, bool is_double) const {
     if (addresses.size() != lengths.size() + 2 * maps.size() + static_cast<size_t>(n_out))
-      throw std::invalid_argument("RatioLossPlan.run: one address per input, two per term and one per output");
+      throw std::invalid_argument("RatioLossConfig.run: one address per input, two per term and one per output");
     for (size_t j = 0; j < maps.size(); ++j)
       if (n_out == 0 && !addresses[lengths.size() + j])
-        throw std::invalid_argument("RatioLossPlan.run: without outputs every term writes its values");
+        throw std::invalid_argument("RatioLossConfig.run: without outputs every term writes its values");
     py::gil_scoped_release release;
     if (is_double)
       run_typed<double>(addresses, threads);
@@ -137,7 +137,7 @@ void bind_losses(py::module_& m) {
   m.def("ratio_map_names", [] { return std::vector<std::string>(std::begin(kMapNames), std::end(kMapNames)); },
         "names of the elementwise ratio maps, indexed by map id");
   // module_local: each instruction set's module (implicitdiv._C_<isa>) registers its own type
-  py::class_<RatioLossPlan>(m, "RatioLossPlan", py::module_local(),
+  py::class_<RatioLossConfig>(m, "RatioLossConfig", py::module_local(),
                             "the terms of one loss configuration: scale_k (f_k(x) + offset_k) over input inputs_k, "
                             "values per element or summed into output out_of_k, derivatives scale_k f_k'(x); a NaN or "
                             "+-inf logit gives a NaN value")
@@ -145,7 +145,7 @@ void bind_losses(py::module_& m) {
                     std::vector<int>, int>(),
            py::arg("lengths"), py::arg("inputs"), py::arg("maps"), py::arg("offsets"), py::arg("scales"),
            py::arg("out_of"), py::arg("n_out"))
-      .def("run", &RatioLossPlan::run,
+      .def("run", &RatioLossConfig::run,
            "one call: addresses of the inputs, then per term its values (0: summed) and its derivatives (0: none), "
            "then one 0-dim buffer per output",
            py::arg("addresses"), py::arg("threads"), py::arg("is_double"));

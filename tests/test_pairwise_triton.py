@@ -307,7 +307,7 @@ def compile_launches_for_sm90():
         types = dict(x="*" + el, y="*" + el, w="*" + el, a="*" + el, u="*" + el, v="*" + el, center="*" + ct,
                      coef="*" + ct, out="*" + ct, nbw="i32", N="i32", M="i32", d="i32", P="i32")
         x = torch.zeros(1, 3, d, dtype=dtype, device="meta")
-        flags = dataclasses.replace(tp.plan(x, x, kernel, fixed_kernel(kernel, (1.0,))[1], precision, sym=True, exclude=True),
+        flags = dataclasses.replace(tp.setup(x, x, kernel, fixed_kernel(kernel, (1.0,))[1], precision, sym=True, exclude=True),
                                     bf16_as_f32=False).flags()
         rows = tp.blocks("rows", torch.device("cuda"), d, p, dtype)
         _compile_for_sm90(pair_rows_kernel, types, dict(**flags, **rows.sums(), REDUCE=True, TRI=True))

@@ -1,4 +1,4 @@
-"""Fused ratio-loss terms on CPU tensors through implicitdiv._C.RatioLossPlan.
+"""Fused ratio-loss terms on CPU tensors through implicitdiv._C.RatioLossConfig.
 
 Kernel-module protocol (shared with implicitdiv.fused.triton.ratio):
 
@@ -27,10 +27,10 @@ MAP_IDS = {name: i for i, name in enumerate(RATIO_MAPS)}
 
 
 @functools.lru_cache(maxsize=512)
-def _plan(terms, numels, n_out, mean, isa) -> _C.RatioLossPlan:
+def _config(terms, numels, n_out, mean, isa) -> _C.RatioLossConfig:
     """The C++ side of a loss configuration, made once per instruction set (implicitdiv._C.use_isa)."""
     scales = [t.sign / numels[t.input] if mean else t.sign for t in terms]
-    return _C.RatioLossPlan(list(numels), [t.input for t in terms], [MAP_IDS[t.map] for t in terms],
+    return _C.RatioLossConfig(list(numels), [t.input for t in terms], [MAP_IDS[t.map] for t in terms],
                             [float(t.offset) for t in terms], scales, [t.out for t in terms], n_out)
 
 
@@ -39,11 +39,11 @@ def ratio_forward(xs, terms, n_out, reduce, mean, want):
         if not (x.is_cpu and x.dtype in SUPPORTED and x.is_contiguous()):
             prepare(x)  # raises the backend's error
     n_out = n_out if reduce else 0
-    plan = _plan(terms, tuple([x.numel() for x in xs]), n_out, mean, _C.ISA)
+    config = _config(terms, tuple([x.numel() for x in xs]), n_out, mean, _C.ISA)
     values = [None] * len(terms) if reduce else [torch.empty_like(xs[t.input]) for t in terms]
     derivs = [torch.empty_like(xs[t.input]) if w else None for t, w in zip(terms, want)]
     outs = [xs[0].new_empty(()) for _ in range(n_out)]
-    plan.run([x.data_ptr() for x in xs] + [0 if v is None else v.data_ptr() for v in values]
+    config.run([x.data_ptr() for x in xs] + [0 if v is None else v.data_ptr() for v in values]
              + [0 if d is None else d.data_ptr() for d in derivs] + [o.data_ptr() for o in outs],
              torch.get_num_threads(), xs[0].dtype == torch.float64)
     return (outs if reduce else values), derivs

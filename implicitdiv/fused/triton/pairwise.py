@@ -109,7 +109,7 @@ def _check(precision: str, *tensors: torch.Tensor) -> None:
 
 
 @dataclass(frozen=True)
-class PairPlan:
+class PairSetup:
     """Everything the sum kernels need besides the data: kernel code, per-bandwidth coefficients,
     the shared center, flags and tiles."""
     kind: int
@@ -150,7 +150,7 @@ def _coefficients(kernel: str, bandwidths, dtype, device) -> torch.Tensor:
     return torch.tensor(c, dtype=dtype, device=device)
 
 
-def plan(x, y, kernel: str, bandwidths, precision: str, sym: bool, exclude: bool) -> PairPlan:
+def setup(x, y, kernel: str, bandwidths, precision: str, sym: bool, exclude: bool) -> PairSetup:
     """Centering (float32/float64 distance kernels only): c = mean of the rows of x (and y), shared by
     both sides, so s is unchanged and the norms the dot product rounds against are small. bf16/fp16
     inputs are not centered: rounding the centered values back to half would change the data.
@@ -171,7 +171,7 @@ def plan(x, y, kernel: str, bandwidths, precision: str, sym: bool, exclude: bool
     tau = NEAR_FRACTION[precision]
     # the interpreter (CPU tensors) matmuls bf16 as raw uint16 bits: see pairwise_tiles.mma
     bf16_as_f32 = x.dtype == torch.bfloat16 and x.device.type != "cuda"
-    return PairPlan(KIND_CODES[kernel], coef, coef.numel(), center.contiguous(), finite, centered, sym, exclude, precision,
+    return PairSetup(KIND_CODES[kernel], coef, coef.numel(), center.contiguous(), finite, centered, sym, exclude, precision,
                     tau, bf16_as_f32)
 
 
@@ -184,7 +184,7 @@ def _nan_unless(ok: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     return torch.where(ok.reshape(ok.shape + (1,) * (out.dim() - 1)), out, float("nan"))
 
 
-def row_sums(x, y, w, pl: PairPlan, a=None, tri: bool = False) -> torch.Tensor:
+def row_sums(x, y, w, pl: PairSetup, a=None, tri: bool = False) -> torch.Tensor:
     """T_bip = sum_j K(x_bi, y_bj) w_bjp as (B, N, P); with `a`, the per-row-block partials
     sum_i a_bip T_bip as (B, ceil(N / BM), P) instead; tri (symmetric, a = w): partials that add
     up to the same total from each unordered tile pair once. Compute dtype."""
@@ -201,7 +201,7 @@ def row_sums(x, y, w, pl: PairPlan, a=None, tri: bool = False) -> torch.Tensor:
     return out
 
 
-def row_grads(x, y, u, v, pl: PairPlan) -> torch.Tensor:
+def row_grads(x, y, u, v, pl: PairSetup) -> torch.Tensor:
     """sum_j G_ij 2 (x_i - y_j) (linear kernel: sum_j G_ij y_j) with G_ij = dk/ds(s_ij) sum_p u_ip v_jp:
     (B, N, d), compute dtype."""
     bsz, n, d = x.shape
@@ -219,7 +219,7 @@ def row_grads(x, y, u, v, pl: PairPlan) -> torch.Tensor:
 def kernel_sum_forward(x, y, a, b, kernel, bandwidths, precision="ieee"):
     """out_bp = sum_ij a_bip k(x_bi, y_bj) b_bjp: (B, P)."""
     _check(precision, x, y, a, b)
-    pl = plan(x, y, kernel, bandwidths, precision, sym=False, exclude=False)
+    pl = setup(x, y, kernel, bandwidths, precision, sym=False, exclude=False)
     ok = pl.finite & _finite_per_batch(a) & _finite_per_batch(b)
     return _nan_unless(ok, row_sums(x, y, b, pl, a=a).sum(1)).to(x.dtype)
 
@@ -228,7 +228,7 @@ def kernel_sum_backward(g, x, y, a, b, kernel, bandwidths, needs, precision="iee
     """gx_i = sum_j G_ij 2 (x_i - y_j), gy_j = sum_i G_ij 2 (y_j - x_i) with G_ij = dk/ds sum_p g_p a_ip b_jp
     (linear: gx = G y, gy = G^T x); ga = g * (K b), gb = g * (K^T a)."""
     _check(precision, g, x, y, a, b)
-    pl = plan(x, y, kernel, bandwidths, precision, sym=False, exclude=False)
+    pl = setup(x, y, kernel, bandwidths, precision, sym=False, exclude=False)
     gw = g.unsqueeze(1)
     gx = row_grads(x, y, (a * gw).contiguous(), b, pl).to(x.dtype) if needs[0] else None
     gy = row_grads(y, x, (b * gw).contiguous(), a, pl).to(y.dtype) if needs[1] else None
@@ -240,7 +240,7 @@ def kernel_sum_backward(g, x, y, a, b, kernel, bandwidths, needs, precision="iee
 def kernel_sum_sym_forward(x, a, kernel, bandwidths, exclude_diag, precision="ieee"):
     """out_bp = sum_ij a_bip k(x_bi, x_bj) a_bjp over i != j when exclude_diag: (B, P)."""
     _check(precision, x, a)
-    pl = plan(x, x, kernel, bandwidths, precision, sym=True, exclude=bool(exclude_diag))
+    pl = setup(x, x, kernel, bandwidths, precision, sym=True, exclude=bool(exclude_diag))
     ok = pl.finite & _finite_per_batch(a)
     return _nan_unless(ok, row_sums(x, x, a, pl, a=a, tri=True).sum(1)).to(x.dtype)
 
@@ -248,7 +248,7 @@ def kernel_sum_sym_forward(x, a, kernel, bandwidths, exclude_diag, precision="ie
 def kernel_sum_sym_backward(g, x, a, kernel, bandwidths, exclude_diag, needs, precision="ieee"):
     """x_i appears as both arguments, so gx = 2 * (the one-sided gradient) and ga = 2 g * (K a)."""
     _check(precision, g, x, a)
-    pl = plan(x, x, kernel, bandwidths, precision, sym=True, exclude=bool(exclude_diag))
+    pl = setup(x, x, kernel, bandwidths, precision, sym=True, exclude=bool(exclude_diag))
     gw = g.unsqueeze(1)
     gx = (2.0 * row_grads(x, x, (a * gw).contiguous(), a, pl)).to(x.dtype) if needs[0] else None
     ga = (2.0 * row_sums(x, x, a, pl) * gw).to(a.dtype) if needs[1] else None
@@ -284,7 +284,7 @@ def mmd2_forward(x, y, kernel, bandwidths, unbiased, precision="ieee"):
     sample with the weights of _pooled_weights, each unordered tile pair once."""
     _check(precision, x, y)
     z, w = _pooled(x, y, unbiased)
-    pl = plan(z, z, kernel, bandwidths, precision, sym=True, exclude=bool(unbiased))
+    pl = setup(z, z, kernel, bandwidths, precision, sym=True, exclude=bool(unbiased))
     return _nan_unless(pl.finite, row_sums(z, z, w, pl, a=w, tri=True).sum((1, 2))).to(x.dtype)
 
 
@@ -293,7 +293,7 @@ def mmd2_backward(g, x, y, kernel, bandwidths, unbiased, needs, precision="ieee"
     G_ij = dk/ds g sum_p A_ip A_jp, in one launch, split back into x and y."""
     _check(precision, g, x, y)
     z, w = _pooled(x, y, unbiased)
-    pl = plan(z, z, kernel, bandwidths, precision, sym=True, exclude=bool(unbiased))
+    pl = setup(z, z, kernel, bandwidths, precision, sym=True, exclude=bool(unbiased))
     gz = 2.0 * row_grads(z, z, (w * g.reshape(-1, 1, 1).to(w.dtype)).contiguous(), w, pl)
     n = x.shape[1]  # copies, not views of gz: an op's outputs may not alias each other
     gx = gz[:, :n].to(x.dtype, copy=True) if needs[0] else None
@@ -302,7 +302,7 @@ def mmd2_backward(g, x, y, kernel, bandwidths, unbiased, needs, precision="ieee"
 
 
 @dataclass(frozen=True)
-class MixturePlan:
+class MixtureSetup:
     z: torch.Tensor  # centered rows, compute dtype
     means: torch.Tensor  # centered means
     e: torch.Tensor  # exp(-lv)
@@ -311,17 +311,17 @@ class MixturePlan:
     precision: str
 
 
-def mixture_plan(z, means, logvars, precision) -> MixturePlan:
+def mixture_setup(z, means, logvars, precision) -> MixtureSetup:
     ct = _compute_dtype(z.dtype)
     z, means, logvars = z.to(ct), means.to(ct), logvars.to(ct)
     center = means.mean(0, keepdim=True)
     zc, mc = (z - center).contiguous(), (means - center).contiguous()
     e = torch.exp(-logvars)
     cst = (mc * mc * e + logvars).sum(1) + z.shape[1] * LOG_2PI
-    return MixturePlan(zc, mc, e.contiguous(), (-2.0 * mc * e).contiguous(), cst.contiguous(), precision)
+    return MixtureSetup(zc, mc, e.contiguous(), (-2.0 * mc * e).contiguous(), cst.contiguous(), precision)
 
 
-def mixture_lse(mp: MixturePlan) -> torch.Tensor:
+def mixture_lse(mp: MixtureSetup) -> torch.Tensor:
     """lse_i = log sum_j exp(score_ij): (N,), compute dtype."""
     n, d = mp.z.shape
     m = mp.means.shape[0]
@@ -336,7 +336,7 @@ def mixture_logpdf_forward(z, means, logvars, precision="ieee"):
     """out_i = log (1/M) sum_j N(z_i; m_j, diag exp(lv_j)) = lse_i - log M: (N,); NaN in a row whose z
     holds a NaN or an Inf, everywhere when a component does."""
     _check(precision, z, means, logvars)
-    mp = mixture_plan(z, means, logvars, precision)
+    mp = mixture_setup(z, means, logvars, precision)
     out = mixture_lse(mp) - math.log(means.shape[0])
     ok = all_finite(z, 1) & all_finite(means) & all_finite(logvars)  # the NaN rule: per row of z, everywhere
     return torch.where(ok, out, float("nan")).to(z.dtype)
@@ -346,7 +346,7 @@ def mixture_logpdf_backward(g, z, means, logvars, out, needs, precision="ieee"):
     """With R_ij = exp(score_ij - lse_i): gz_i = g_i sum_j R_ij (m_j - z_i) e_j,
     gm_j = sum_i g_i R_ij (z_i - m_j) e_j, glv_j = sum_i g_i R_ij ((z_i - m_j)^2 e_j - 1) / 2."""
     _check(precision, g, z, means, logvars, out)
-    mp = mixture_plan(z, means, logvars, precision)
+    mp = mixture_setup(z, means, logvars, precision)
     n, d = mp.z.shape
     m = mp.means.shape[0]
     if out.dtype == mp.z.dtype:
