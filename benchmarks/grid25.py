@@ -149,6 +149,21 @@ def paper_rows(device="cuda", budget_seconds: float = 3600.0, models=TABLE2, see
                              checkpoint_every=max(1, steps // 10))
 
 
+def _timing_row(model: str, steps: int, repeats: int, first, second) -> str:
+    """A table row: ms per iteration of first() and of second() (each trains `steps` iterations),
+    median of `repeats` interleaved repeats, and their ratio; printed as it is made."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for fn, out in zip((first, second), times):
+            t = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t)
+    a, b = statistics.median(times[0]), statistics.median(times[1])
+    row = f"| {model} | {1e3 * a / steps:.0f} | {1e3 * b / steps:.0f} | {a / b:.2f}x |"
+    print(row, flush=True)
+    return row
+
+
 def step_cost(steps: int, models=("gan", "ali", "dali", "dali_f"), seeds: int = 5, repeats: int = 3) -> str:
     """Wall time of `seeds` seeds trained one after another (stacks of one) against one stack of
     `seeds`, paper networks, interleaved repeats in one process, median."""
@@ -157,18 +172,11 @@ def step_cost(steps: int, models=("gan", "ali", "dali", "dali_f"), seeds: int = 
     lines = ["| model | one by one, ms per iteration of all seeds | stacked | one by one / stacked |",
              "|---|---|---|---|"]
     for m in models:
-        alone, stacked = [], []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            for s in range(seeds):
-                train(m, data[s], seed=s, backend="reference", config=config)
-            alone.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            train(m, [data[s] for s in range(seeds)], seeds=list(range(seeds)), backend="reference", config=config)
-            stacked.append(time.perf_counter() - t)
-        a, b = statistics.median(alone), statistics.median(stacked)
-        lines.append(f"| {m} | {1e3 * a / steps:.0f} | {1e3 * b / steps:.0f} | {a / b:.2f}x |")
-        print(lines[-1], flush=True)
+        lines.append(_timing_row(m, steps, repeats,
+                                 lambda: [train(m, data[s], seed=s, backend="reference", config=config)
+                                          for s in range(seeds)],
+                                 lambda: train(m, [data[s] for s in range(seeds)], seeds=list(range(seeds)),
+                                               backend="reference", config=config)))
     return (f"{seeds} seeds, {steps} iterations, paper networks, batch {config.batch_size}, reference backend, "
             f"{torch.get_num_threads()} torch thread(s), median of {repeats} interleaved repeats. "
             f"Command: `{benchmark.command_line()}`\n\n" + "\n".join(lines))
@@ -221,18 +229,11 @@ def before_after(steps: int, models=("gan", "ali", "dali", "dali_f"), seeds: int
     lines = [f"| model | before: {seeds} seeds one by one, ms per iteration of all {seeds} | after: stacked | "
              "before / after |", "|---|---|---|---|"]
     for m in models:
-        before, after = [], []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            for s in range(seeds):
-                old.train(m, data_before[s], backend="reference", seed=s, config=old_config)
-            before.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            train(m, [data[s] for s in range(seeds)], seeds=list(range(seeds)), backend="reference", config=config)
-            after.append(time.perf_counter() - t)
-        a, b = statistics.median(before), statistics.median(after)
-        lines.append(f"| {m} | {1e3 * a / steps:.0f} | {1e3 * b / steps:.0f} | {a / b:.2f}x |")
-        print(lines[-1], flush=True)
+        lines.append(_timing_row(m, steps, repeats,
+                                 lambda: [old.train(m, data_before[s], backend="reference", seed=s, config=old_config)
+                                          for s in range(seeds)],
+                                 lambda: train(m, [data[s] for s in range(seeds)], seeds=list(range(seeds)),
+                                               backend="reference", config=config)))
     return (f"main at {BEFORE} against this trainer, {steps} iterations, median of {repeats} interleaved repeats, "
             f"{torch.get_num_threads()} torch thread(s). Command: `{benchmark.command_line()}`\n\n" + "\n".join(lines))
 
