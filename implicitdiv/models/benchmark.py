@@ -16,6 +16,7 @@ import torch
 
 import implicitdiv as idv
 
+from . import networks
 from .artefacts import append_records, curve_log
 from .data import load
 from .evaluation import evaluate_seeds
@@ -29,7 +30,8 @@ def parser(description: str, models: tuple[str, ...], steps: int, config: TrainC
     p.add_argument("--seeds", type=int, default=5, help="seeds 0 .. S-1, trained stacked (default 5)")
     p.add_argument("--models", default=",".join(models), help="comma-separated MODELS names")
     p.add_argument("--lr", type=float, default=config.lr, help=f"Adam learning rate (default {config.lr})")
-    p.add_argument("--arch", default=config.arch, help=f"network size: toy, small or paper (default {config.arch})")
+    p.add_argument("--arch", default=config.arch, choices=networks.ARCHS,
+                   help=f"network size (implicitdiv.models.networks; default {config.arch})")
     p.add_argument("--decay-every", type=int, default=config.decay_every or 0,
                    help=f"lr / sqrt(1 + t // N); 0: constant (default {config.decay_every or 0})")
     p.add_argument("--backend", default="reference", help="backend of the training runs (default reference)")

@@ -6,10 +6,10 @@ batch norm normalizes each seed's batch with its own statistics. Seed s of a sta
 from its own generator exactly as a stack of one with that generator, and nothing mixes seeds, so
 seed s of an S-stack trains as the run of seed s alone would (tests/test_training.py checks it).
 
-Three sizes: "toy" (small MLPs, for tests and quick runs), "small" (3 x 128 MLPs with batch norm in
+Sizes: "toy" (small MLPs, for tests and quick runs), "small" (3 x 128 MLPs with batch norm in
 the generator and encoders as in the paper's networks, LeakyReLU critics: a cheap scale for long CPU
-runs; without the batch norm DALI's learned-variance latent term drives its generator into collapse,
-benchmarks/RESULTS.md "Table 2 (25 Gaussians)") and "paper" (the ALI/PacGAN/VEEGAN 2D
+runs; "small_nobn" is the same without the batch norm, where DALI's learned-variance latent term
+drives its generator into collapse: benchmarks/RESULTS.md "Table 2 (25 Gaussians)") and "paper" (the ALI/PacGAN/VEEGAN 2D
 networks, also those of the DALI authors' toy: generator 4 x [400 units, batch norm, ReLU],
 discriminator 3 maxout layers of 200 units with 5 pieces, weights drawn from N(0, 0.02^2) and
 zero biases as the DALI authors' `utils.initialize_weights` does).
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ARCHS = ("toy", "small", "paper")
+ARCHS = ("toy", "small", "small_nobn", "paper")
 POWER_ITERATIONS_AT_START = 15  # as torch.nn.utils.parametrizations.spectral_norm
 
 
@@ -45,6 +45,9 @@ def arch(name: str) -> Arch:
                     init_std=None)
     if name == "small":
         return Arch("small", hidden=128, layers=3, batch_norm=True, critic_hidden=128, critic_layers=3,
+                    maxout_pieces=1, init_std=None)
+    if name == "small_nobn":  # the ablation of RESULTS.md's Table 2 section
+        return Arch("small_nobn", hidden=128, layers=3, batch_norm=False, critic_hidden=128, critic_layers=3,
                     maxout_pieces=1, init_std=None)
     if name == "paper":
         return Arch("paper", hidden=400, layers=4, batch_norm=True, critic_hidden=200, critic_layers=3,
