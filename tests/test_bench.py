@@ -98,3 +98,14 @@ def test_bad_choices_give_one_line_and_exit_code_2(args, message, capsys):
         pytest.skip("implicitdiv._C is not built")
     assert cli.main(args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_small_calls_time_the_compiled_naive_form(monkeypatch):
+    import benchmarks.bench_small_calls as small
+
+    compiled = []
+    monkeypatch.setattr(small.torch, "compile", lambda fn, **kw: compiled.append(fn) or fn)
+    monkeypatch.setattr(small, "time_interleaved", lambda runs, seconds: {k: 1.0 for k in runs})
+    variants = ("fused", "naive", "compile(naive)")
+    rows = small.run_cases("reference", ("kl_std_normal",), ("no_grad",), 8, 0.0, variants)
+    assert rows and all("compile(naive)" in r for r in rows) and len(compiled) == len(rows)
