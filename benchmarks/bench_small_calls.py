@@ -165,6 +165,22 @@ def _line(row) -> str:
     return "  ".join(parts)
 
 
+def _build_in_place(tree: Path) -> None:
+    """The C++ modules of the checkout at `tree`, built into its package folder (setup.py before
+    issue 15, CMake's install step after it)."""
+    if (tree / "setup.py").exists():
+        subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=tree, check=True,
+                       stdout=subprocess.DEVNULL)
+        return
+    pybind11_dir = subprocess.run([sys.executable, "-m", "pybind11", "--cmakedir"], capture_output=True, text=True,
+                                  check=True).stdout.strip()
+    build = str(tree / "build-before")
+    for cmd in (["cmake", "-S", ".", "-B", build, "-DCMAKE_BUILD_TYPE=Release", f"-DPython_EXECUTABLE={sys.executable}",
+                 f"-Dpybind11_DIR={pybind11_dir}"], ["cmake", "--build", build, "-j2"],
+                ["cmake", "--install", build, "--prefix", "."]):
+        subprocess.run(cmd, cwd=tree, check=True, stdout=subprocess.DEVNULL)
+
+
 def run_before(ref: str, args) -> dict:
     """The fused and naive variants of the code at REF, in a child process: {(function, size, mode): row}."""
     sha = subprocess.run(["git", "rev-parse", "--short", ref], cwd=ROOT, capture_output=True, text=True,
@@ -173,8 +189,7 @@ def run_before(ref: str, args) -> dict:
     if not tree.exists():
         subprocess.run(["git", "worktree", "add", "--detach", str(tree), sha], cwd=ROOT, check=True)
     if not list((tree / "implicitdiv").glob("_C*.so")):
-        subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=tree, check=True,
-                       stdout=subprocess.DEVNULL)
+        _build_in_place(tree)
     env = {**os.environ, "PYTHONPATH": str(tree)}
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child-json", "--backend", args.backend,
            "--modes", ",".join(args.modes), "--max-n", str(args.max_n), "--seconds", str(args.seconds)]
