@@ -18,19 +18,37 @@ constexpr int64_t kChunkElems = 16384;    // about this many elements per partia
 template <typename T>
 constexpr T kLog2Pi = T(1.8378770664093454835606594728112);
 
+// (z - m)^2 e^-lv as a * b and (z - m) e^-lv as q, for a difference diff = z - m and a log-variance
+// lv: a = diff, b = q = diff e^-lv; where e^-lv alone would overflow (lv < 1 - kHi: -88 in float,
+// -709 in double; implicitdiv/fused/triton/gaussian.py _square uses the same), its two halves carry it, a = b = diff e^(-lv/2), q = a e^(-lv/2), so no factor
+// overflows where the term or q does not (a few roundings more, there only). The term's half comes
+// before the last product (a * b may overflow where a * b / 2 does not).
+template <typename T>
+struct Square {
+  T a, b, q;
+  Square(T diff, T lv) {
+    if (lv < T(1) - lossmath::Consts<T>::kHi) {
+      const T h = lossmath::exp(T(-0.5) * lv);
+      a = b = diff * h;
+      q = a * h;
+    } else {
+      a = diff;
+      b = q = diff * lossmath::exp(-lv);
+    }
+  }
+};
+
 // 1/2 [(z - m)^2 e^-lv + lv + log 2 pi]
 struct Nll {
   static constexpr int kIn = 3, kOut = 3;
   static constexpr bool kNanRule = true;
   template <typename T>
   static T eval(const T (&x)[4], T ds, T (&o)[3]) {
-    const T diff = x[0] - x[1];
-    const T q = diff * lossmath::exp(-x[2]);
-    const T half_diff = T(0.5) * diff;  // halved before the product: diff * q may overflow where the term does not
-    o[0] = ds * q;
-    o[1] = -(ds * q);
-    o[2] = ds * T(0.5) - (ds * half_diff) * q;  // ds (1/rows for a mean) first: its share may be finite
-    return half_diff * q + T(0.5) * (x[2] + kLog2Pi<T>);
+    const Square<T> t(x[0] - x[1], x[2]);
+    o[0] = ds * t.q;
+    o[1] = -(ds * t.q);
+    o[2] = ds * T(0.5) - (ds * T(0.5) * t.a) * t.b;  // ds (1/rows for a mean) first: its share may be finite
+    return (T(0.5) * t.a) * t.b + T(0.5) * (x[2] + kLog2Pi<T>);
   }
 };
 
@@ -53,13 +71,12 @@ struct KlGaussians {
   static constexpr bool kNanRule = true;
   template <typename T>
   static T eval(const T (&x)[4], T ds, T (&o)[3]) {
-    const T diff = x[0] - x[2];
-    const T q = diff * lossmath::exp(-x[3]);
+    const Square<T> t(x[0] - x[2], x[3]);
     const T e = lossmath::expm1(x[1] - x[3]);
-    o[0] = ds * q;
+    o[0] = ds * t.q;
     o[1] = ds * T(0.5) * e;
-    o[2] = -(o[1] + (ds * T(0.5) * diff) * q);  // ds first, as in Nll
-    return T(0.5) * ((x[3] - x[1]) + e) + (T(0.5) * diff) * q;  // halved before the product, as in Nll
+    o[2] = -(o[1] + (ds * T(0.5) * t.a) * t.b);  // ds first, as in Nll
+    return T(0.5) * ((x[3] - x[1]) + e) + (T(0.5) * t.a) * t.b;
   }
 };
 

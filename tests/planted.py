@@ -90,40 +90,48 @@ def kernel_sum_bug(name):
 
 # ---- mmd2 --------------------------------------------------------------------------------------------
 
-def _pooled_row_sum(z, row, w, kernel, bandwidth):
+def _pooled_row_sum(z, row, w, kernel, bandwidth, kw):
     """sum_j w_j k(z_row, z_j) over the pooled rows z (B, N + M, d) or (N + M, d)."""
     zi = z[..., row:row + 1, :]
     return idv.kernel_sum(zi, z, kernel=kernel, bandwidth=bandwidth, y_weights=w.expand(*z.shape[:-1]).to(z.dtype),
-                          backend=FAST)
+                          backend=FAST, **kw)
+
+
+def _kernel_params(x, kernel, bandwidth, kw) -> tuple:
+    """The engine's parameter tuple of the call: (gamma, coef0, degree) for the polynomial kernel (gamma
+    None: 1/d), else the bandwidths."""
+    if kernel == "polynomial":
+        gamma = kw.get("gamma")
+        return (1.0 / x.shape[-1] if gamma is None else gamma, kw.get("coef0", 1.0), kw.get("degree", 3))
+    return tuple(bandwidth) if isinstance(bandwidth, tuple) else (bandwidth,)
 
 
 def mmd2_bug(name):
     def fast(x, y, kernel, bandwidth, estimator, **kw):
         n, m = x.shape[-2], y.shape[-2]
-        out = idv.mmd2(x, y, kernel=kernel, bandwidth=bandwidth, estimator=estimator, backend=FAST)
+        out = idv.mmd2(x, y, kernel=kernel, bandwidth=bandwidth, estimator=estimator, backend=FAST, **kw)
         if name == "drop_row":  # the last row of x left out of every sum (its weights 0)
             if estimator == "linear":
                 return out
             w = _pooled_weights(n, m, estimator)
             i = n - 1
             z = torch.cat([x, y], -2)
-            k_ii = kernel_diagonal(x[..., i:i + 1, :], kernel, tuple(bandwidth) if isinstance(bandwidth, tuple) else
-                                   (bandwidth,))[..., 0]
-            return out - 2.0 * _pooled_row_sum(z, i, w[i], kernel, bandwidth) + w[i, i] * k_ii
+            k_ii = kernel_diagonal(x[..., i:i + 1, :], kernel, _kernel_params(x, kernel, bandwidth, kw))[..., 0]
+            return out - 2.0 * _pooled_row_sum(z, i, w[i], kernel, bandwidth, kw) + w[i, i] * k_ii
         if name == "include_diagonal":
             if estimator != "unbiased":
                 return out
-            bws = tuple(bandwidth) if isinstance(bandwidth, tuple) else (bandwidth,)
+            bws = _kernel_params(x, kernel, bandwidth, kw)
             return (out + kernel_diagonal(x, kernel, bws).sum(-1) / (n * (n - 1))
                     + kernel_diagonal(y, kernel, bws).sum(-1) / (m * (m - 1)))
         if name == "zeros":
             return out * 0.0
         if name == "flip_bandwidth":
             last = bandwidth[-1] if isinstance(bandwidth, tuple) else bandwidth
-            return out - 2.0 * idv.mmd2(x, y, kernel=kernel, bandwidth=last, estimator=estimator, backend=FAST)
+            return out - 2.0 * idv.mmd2(x, y, kernel=kernel, bandwidth=last, estimator=estimator, backend=FAST, **kw)
         if name == "scale_gradient_row":
             return idv.mmd2(scaled_row_gradient(x), y, kernel=kernel, bandwidth=bandwidth, estimator=estimator,
-                            backend=FAST)
+                            backend=FAST, **kw)
         raise AssertionError(name)
 
     return fast

@@ -150,7 +150,7 @@ class GaussianTermsFunction(torch.autograd.Function):
             outs = [None, *outs]
         else:
             g, g_log_q = (grads[0] if reduction != "none" else grads[0].unsqueeze(-1)), None
-        check = reduction != "none" and function != "reparameterize" and small_upstream(grads)
+        check = small_upstream(grads)
         found = _fused_grads(function, xs, outs, needs, g, g_log_q, load(backend, "gaussian"))
         if check and overflowed(found):  # implicitdiv.ops.overflow
             return (None,) * 3 + reference_grads(_reference, (function, reduction, xs), xs, needs, grads)

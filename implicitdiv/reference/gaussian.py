@@ -6,6 +6,7 @@ import math
 import torch
 
 from .ratio import expm1
+from .widen import wide
 
 
 class _Expm1MinusIdentity(torch.autograd.Function):
@@ -24,13 +25,6 @@ class _Expm1MinusIdentity(torch.autograd.Function):
         return g * expm1(t)
 
 
-def _product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """a * b in float64 for narrower inputs: (diff / 2) (diff e^-lv) overflows float32 where a row's
-    share of a mean does not, so gaussian_nll and kl_gaussians return float64 rows for float32 inputs
-    (their callers reduce, then round to the inputs' dtype)."""
-    return a.double() * b.double() if a.dtype != torch.float64 else a * b
-
-
 def expm1_minus_identity(t: torch.Tensor) -> torch.Tensor:
     """e^t - 1 - t, with an accurate derivative e^t - 1."""
     return _Expm1MinusIdentity.apply(t)
@@ -39,9 +33,11 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 
 def gaussian_nll(z, mean, logvar) -> torch.Tensor:
-    """-log N(z; m, diag exp(lv)) = 1/2 sum_k [(z - m)^2 exp(-lv) + lv + log 2 pi], per row."""
-    diff = z - mean
-    return (_product(0.5 * diff, diff * torch.exp(-logvar)) + 0.5 * (logvar + LOG_2PI)).sum(-1)
+    """-log N(z; m, diag exp(lv)) = 1/2 sum_k [(z - m)^2 exp(-lv) + lv + log 2 pi], per row, with
+    (z - m)^2 exp(-lv) formed in float64 (reference.widen): exp(-lv) alone overflows float32 below lv = -88.7,
+    where the term may not, and so may the products of its gradient."""
+    diff = wide(z - mean)
+    return (0.5 * diff * diff * torch.exp(-wide(logvar)) + 0.5 * (logvar + LOG_2PI)).sum(-1)
 
 
 def kl_std_normal(mean, logvar) -> torch.Tensor:
@@ -55,9 +51,9 @@ def kl_gaussians(mean_q, logvar_q, mean_p, logvar_p) -> torch.Tensor:
     exp(t) - 1 - t, t = lv_q - lv_p, as expm1(t) - t: with lv_q = lv_p the rest, (m_q - m_p)^2
     exp(-lv_p), can be far below the rounding of 1 (4e-35 at lv = 80) and must not vanish into it, in
     the value or in the gradient (which then meets only the exact 0 of e^t - 1 at t)."""
-    diff = mean_q - mean_p
+    diff = wide(mean_q - mean_p)  # as in gaussian_nll
     t = logvar_q - logvar_p
-    return (0.5 * expm1_minus_identity(t) + _product(0.5 * diff, diff * torch.exp(-logvar_p))).sum(-1)
+    return (0.5 * expm1_minus_identity(t) + 0.5 * diff * diff * torch.exp(-wide(logvar_p))).sum(-1)
 
 
 def reparameterize(mean, logvar, eps):

@@ -12,16 +12,11 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .widen import wide
+
 FDIVERGENCES = ("kl", "reverse_kl", "pearson", "hellinger", "js", "gan", "tv")
 KINDS = ("gan", "hinge", "wgan", "lsgan") + tuple(k for k in FDIVERGENCES if k != "gan")
 LOG2 = math.log(2.0)
-
-
-def _wide(v: torch.Tensor) -> torch.Tensor:
-    """v in float64 when it is float32 or narrower: e^a overflows float32 from a = 88.7 on where a
-    term of a mean, e^a / n, may not; the exponential terms are formed (and reduced) in float64 and
-    the losses returned in the logits' dtype."""
-    return v.double() if v.dtype != torch.float64 else v
 
 
 def expm1(x: torch.Tensor) -> torch.Tensor:
@@ -45,9 +40,9 @@ def activation(v: torch.Tensor, divergence: str) -> torch.Tensor:
     if divergence in ("kl", "pearson"):
         return v
     if divergence == "reverse_kl":
-        return -torch.exp(-_wide(v))
+        return -torch.exp(-wide(v))
     if divergence == "hellinger":
-        return -expm1(-_wide(v))
+        return -expm1(-wide(v))
     if divergence == "js":
         return LOG2 - F.softplus(-v)
     if divergence == "gan":
@@ -60,13 +55,13 @@ def activation(v: torch.Tensor, divergence: str) -> torch.Tensor:
 def conjugate_of_activation(v: torch.Tensor, divergence: str) -> torch.Tensor:
     """f*(g_f(v)), simplified per divergence so it stays finite wherever the math does."""
     if divergence == "kl":  # f*(t) = exp(t - 1)
-        return torch.exp(_wide(v) - 1.0)
+        return torch.exp(wide(v) - 1.0)
     if divergence == "reverse_kl":  # f*(t) = -1 - log(-t)
         return v - 1.0
     if divergence == "pearson":  # f*(t) = t^2/4 + t
         return 0.25 * v * v + v
     if divergence == "hellinger":  # f*(t) = t / (1 - t)
-        return expm1(_wide(v))
+        return expm1(wide(v))
     if divergence == "js":  # f*(t) = -log(2 - exp(t))
         return F.softplus(v) - LOG2
     if divergence == "gan":  # f*(t) = -log(1 - exp(t))

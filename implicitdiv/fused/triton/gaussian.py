@@ -23,17 +23,27 @@ SUPPORTED = (torch.float32, torch.float64)
 
 
 @triton.jit
+def _square(diff, lv, IS64: tl.constexpr):
+    """(a, b, q) with (z - m)^2 e^-lv = a * b and (z - m) e^-lv = q: a = diff, b = q = diff e^-lv, or
+    where e^-lv alone would overflow, a = b = diff e^(-lv/2), q = a e^(-lv/2) (csrc/losses_gaussian.cpp,
+    Square, whose threshold 1 - Consts<T>::kHi this is)."""
+    split = lv < (-709.0 if IS64 else -88.0)
+    h = tl.exp(tl.where(split, -0.5 * lv, -lv))
+    a = tl.where(split, diff * h, diff)
+    q = tl.where(split, a * h, diff * h)
+    return a, tl.where(split, a, q), q
+
+
+@triton.jit
 def _terms(x0, x1, x2, x3, ds, KIND: tl.constexpr, IS64: tl.constexpr, DTYPE: tl.constexpr):
     """(row term, out0, out1, out2) of one block for the kind with code KIND in GAUSSIAN_KINDS."""
     log_2pi = tl.full((), 1.8378770664093454835606594728112, DTYPE)
     if KIND == NLL:  # 1/2 [(z - m)^2 e^-lv + lv + log 2 pi]; d/dz, d/dm, d/dlv
-        diff = x0 - x1
-        q = diff * tl.exp(-x2)
-        half_diff = 0.5 * diff  # halved, and the product in float64: it may overflow where the term does not
-        value = half_diff.to(tl.float64) * q.to(tl.float64) + 0.5 * (x2 + log_2pi)
+        a, b, q = _square(x0 - x1, x2, IS64)
+        value = (0.5 * a).to(tl.float64) * b.to(tl.float64) + 0.5 * (x2 + log_2pi)  # the product in float64
         o0 = ds * q
         o1 = -o0
-        o2 = ds * 0.5 - (ds * half_diff) * q  # ds (1/rows for a mean) first: its share may be finite
+        o2 = ds * 0.5 - (ds * 0.5 * a) * b  # ds (1/rows for a mean) first: its share may be finite
     elif KIND == KL_STD_NORMAL:  # 1/2 [(e^lv - 1) - lv + m^2]; d/dm, d/dlv
         e, _ = expm1_exp(x1, IS64)
         value = 0.5 * ((e - x1) + x0 * x0)
@@ -41,13 +51,12 @@ def _terms(x0, x1, x2, x3, ds, KIND: tl.constexpr, IS64: tl.constexpr, DTYPE: tl
         o1 = ds * 0.5 * e
         o2 = o1
     elif KIND == KL_GAUSSIANS:  # 1/2 [(lp - lq) + (e^(lq-lp) - 1) + (mq - mp)^2 e^-lp]; d/dmq, d/dlq, d/dlp
-        diff = x0 - x2
-        q = diff * tl.exp(-x3)
+        a, b, q = _square(x0 - x2, x3, IS64)
         e, _ = expm1_exp(x1 - x3, IS64)
-        value = 0.5 * ((x3 - x1) + e) + (0.5 * diff).to(tl.float64) * q.to(tl.float64)  # as in nll
+        value = 0.5 * ((x3 - x1) + e) + (0.5 * a).to(tl.float64) * b.to(tl.float64)  # as in nll
         o0 = ds * q
         o1 = ds * 0.5 * e
-        o2 = -(o1 + (ds * 0.5 * diff) * q)
+        o2 = -(o1 + (ds * 0.5 * a) * b)
     else:  # REPARAMETERIZE: z = m + e^(lv/2) eps, row term -1/2 [eps^2 + lv + log 2 pi]; z, dz/dlv, dz/deps
         sd = tl.exp(0.5 * x1)
         value = -0.5 * (x2 * x2 + x1 + log_2pi)
