@@ -241,3 +241,24 @@ def test_mixed_broadcast_shapes(backend, function, reduction):
     kwargs = {} if function == "reparameterize" else {"reduction": reduction}
     grad_names = tuple(n for n in tensors if n != "eps")
     _both(getattr(idv, function), backend, tensors, dtype=torch.float64, kwargs=kwargs, grad_names=grad_names)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("reduction", ["sum", "none"])
+def test_no_overflow_through_exp_of_minus_logvar_alone(backend, reduction):
+    # e^-lv overflows float32 at lv = -100 and -89.5; the terms and gradients below do not: row 0 has
+    # (z - m)^2 e^-lv = 2.7e23, row 1 1.4e38 with a gradient d/dlv of -6.9e37 (r^2 / 2) that the
+    # upstream 0.25 brings to -1.7e37 after the fused forward saved -6.9e37 (finite); row 2 a saved
+    # d/dlv of -6.4e38 (inf in float32) whose product with the upstream 0.05 is finite (reduction none)
+    z = torch.tensor([[1e-10], [1.5e-1], [0.0]])
+    mean = torch.tensor([[0.0], [0.0], [152.6]])
+    logvar = torch.tensor([[-100.0], [-89.5], [-80.0]])
+    up = torch.tensor([1.0, 0.25, 0.05]) if reduction == "none" else torch.tensor(0.05)
+    got, want = [], []
+    for be, dt in ((backend, torch.float32), ("reference", torch.float64)):
+        ins = [t.to(dt).requires_grad_() for t in (z, mean, logvar)]
+        v = idv.gaussian_nll(*ins, reduction=reduction, backend=be)
+        (got if dt == torch.float32 else want).append(torch.autograd.grad(v, ins, up.to(dt)))
+    for g, w in zip(got[0], want[0]):
+        assert torch.isfinite(w).all() and torch.isfinite(g).all(), (g, w)
+        torch.testing.assert_close(g.double(), w, rtol=1e-5, atol=0.0)
