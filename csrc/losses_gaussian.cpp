@@ -119,9 +119,9 @@ double run(const GaussianCall<T>& call, int threads) {
   for_each_chunk(chunks, threads, [&](int64_t c) {
     T values[kBlock];
     T unwanted[K::kOut][kBlock];
-    const int64_t row_end = std::min(rows, (c + 1) * rows_per_chunk);
-    double chunk_sum = 0;
-    for (int64_t r = c * rows_per_chunk; r < row_end; ++r) {
+    const int64_t row_begin = c * rows_per_chunk, row_end = std::min(rows, (c + 1) * rows_per_chunk);
+    std::vector<double> row_sums(row_end - row_begin);
+    for (int64_t r = row_begin; r < row_end; ++r) {
       double row_sum = 0;
       for (int64_t j0 = 0; j0 < d; j0 += kBlock) {
         const int64_t len = std::min(kBlock, d - j0);
@@ -145,9 +145,9 @@ double run(const GaussianCall<T>& call, int threads) {
         row_sum += block_sum;
       }
       if (call.row_values != nullptr) call.row_values[r] = T(row_sum);
-      chunk_sum += row_sum;
+      row_sums[r - row_begin] = row_sum;
     }
-    partials[c] = chunk_sum;
+    partials[c] = pairwise_sum(row_sums.data(), row_end - row_begin);
   });
   double total = 0;
   sum_partials(partials, chunks, 1, &total);

@@ -5,6 +5,7 @@ torch.compile, and a backward that never runs a second kernel pass."""
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -262,3 +263,14 @@ def test_no_overflow_through_exp_of_minus_logvar_alone(backend, reduction):
     for g, w in zip(got[0], want[0]):
         assert torch.isfinite(w).all() and torch.isfinite(g).all(), (g, w)
         torch.testing.assert_close(g.double(), w, rtol=1e-5, atol=0.0)
+
+
+@pytest.mark.skipif("cpp" not in idv.backends(), reason="implicitdiv._C is not built")
+def test_a_float64_mean_over_many_equal_rows_keeps_its_digits():
+    # 16,383 rows of the same term 1/2 (lv + log 2 pi) = 0.878: a running sum over the rows erred by
+    # 1.3e-13 relative (about 1,000 float64 roundings); a pairwise one stays within log2(rows) of them
+    z = torch.zeros(16383, 1, dtype=torch.float64)
+    lv = torch.tensor([-0.0812], dtype=torch.float64)
+    got = idv.gaussian_nll(z, z, lv, backend="cpp")
+    want = 0.5 * (lv + math.log(2 * math.pi))
+    assert abs(float(got) - float(want)) <= 30 * torch.finfo(torch.float64).eps * abs(float(want))
