@@ -125,8 +125,8 @@ def catch_rate(strategy, fast, function):
 def test_planted_bug_is_caught(family, bug, strategy, fast):
     """Every planted bug is caught in >= 99% of the draws where it changes the answer beyond the error
     model's bound, over the active profile's draws; `pytest -s` prints the counts (and those over
-    the wider set of draws where the bug moves the answer at all). The table over the thorough
-    profile's draws is owed (benchmarks/RESULTS.md, issue 13)."""
+    the wider set of draws where the bug moves the answer at all). The rates over the thorough
+    profile's draws: benchmarks/RESULTS.md, "The thorough profile, run"."""
     counts, missed = catch_rate(strategy, fast, family)
     print(f"planted {family}-{bug}: caught {counts['caught']} of {counts['changed']} draws that change the answer "
           f"beyond the bound; {counts['moved_caught']} of {counts['moved']} that move it at all ({counts['draws']} draws)")
