@@ -264,3 +264,14 @@ def test_polynomial_kernel_is_sklearns(degree, gamma, coef0):
         want = gamma * ((x.mean(0) - y.mean(0)) ** 2).sum()
         got = idv.mmd2(x, y, kernel="polynomial", degree=1, gamma=gamma, coef0=0.0, backend="reference")
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_unbiased_mmd2_keeps_off_diagonal_values_far_below_the_diagonal():
+    # two x rows sqrt(128) bandwidths apart (k = e^-64 = 1.6e-28) and a y pair as far apart, far away:
+    # MMD^2_u = 2 k(x0, x1) / (2 * 1) + 2 k(y0, y1) / 2 - (cross terms ~ 0). Subtracting the diagonal
+    # (k = 1) after summing the whole matrix loses it even in float64.
+    x = torch.tensor([[0.0], [math.sqrt(128.0)]], dtype=torch.float64)
+    y = torch.tensor([[1e3], [1e3 + math.sqrt(128.0)]], dtype=torch.float64)
+    want = 2.0 * math.exp(-64.0)
+    got = idv.mmd2(x, y, kernel="rbf", bandwidth=1.0, estimator="unbiased", backend="reference")
+    assert abs(float(got) - want) <= 1e-12 * want

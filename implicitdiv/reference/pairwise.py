@@ -11,7 +11,7 @@ import math
 import torch
 
 from ..statistics import permutation_test
-from .kernels import kernel_diagonal, kernel_matrix, paired_kernel
+from .kernels import kernel_matrix, paired_kernel
 
 
 def kernel_sum(x, y, a, b, kernel: str, bandwidths: tuple[float, ...]) -> torch.Tensor:
@@ -22,11 +22,7 @@ def kernel_sum(x, y, a, b, kernel: str, bandwidths: tuple[float, ...]) -> torch.
 
 def kernel_sum_sym(x, a, kernel: str, bandwidths: tuple[float, ...], exclude_diag: bool) -> torch.Tensor:
     """out_bp = sum_ij a_bip k(x_bi, x_bj) a_bjp, over i != j when exclude_diag."""
-    k = kernel_matrix(x, x, kernel, bandwidths)
-    if exclude_diag:
-        n = x.shape[-2]
-        k = k.masked_fill(torch.eye(n, dtype=torch.bool, device=x.device), 0.0)
-    return torch.einsum("bnp,bnm,bmp->bp", a, k, a)
+    return torch.einsum("bnp,bnm,bmp->bp", a, _self_matrix(x, kernel, bandwidths, exclude_diag), a)
 
 
 def mmd2(x, y, kernel: str, bandwidths: tuple[float, ...], estimator: str) -> torch.Tensor:
@@ -50,14 +46,23 @@ def mmd2(x, y, kernel: str, bandwidths: tuple[float, ...], estimator: str) -> to
             - paired_kernel(x1, y0, kernel, bandwidths)
         )
         return terms.mean(-1)
-    kxx = kernel_matrix(x, x, kernel, bandwidths).sum((-1, -2))
-    kyy = kernel_matrix(y, y, kernel, bandwidths).sum((-1, -2))
+    # the unbiased sums leave the diagonal out rather than subtract it: k(x_i, x_i) = 1 next to
+    # off-diagonal values of 1e-28 would take every digit of theirs with it, even in float64
+    unbiased = estimator == "unbiased"
+    kxx = _self_matrix(x, kernel, bandwidths, unbiased).sum((-1, -2))
+    kyy = _self_matrix(y, kernel, bandwidths, unbiased).sum((-1, -2))
     kxy = kernel_matrix(x, y, kernel, bandwidths).sum((-1, -2))
-    if estimator == "biased":
+    if not unbiased:
         return kxx / (n * n) + kyy / (m * m) - 2.0 * kxy / (n * m)
-    kxx = kxx - kernel_diagonal(x, kernel, bandwidths).sum(-1)
-    kyy = kyy - kernel_diagonal(y, kernel, bandwidths).sum(-1)
     return kxx / (n * (n - 1)) + kyy / (m * (m - 1)) - 2.0 * kxy / (n * m)
+
+
+def _self_matrix(x, kernel: str, bandwidths: tuple[float, ...], exclude_diag: bool) -> torch.Tensor:
+    """k(x_i, x_j) (B, N, N), with 0 on the diagonal when exclude_diag."""
+    k = kernel_matrix(x, x, kernel, bandwidths)
+    if exclude_diag:
+        k = k.masked_fill(torch.eye(x.shape[-2], dtype=torch.bool, device=x.device), 0.0)
+    return k
 
 
 def mmd_test(x, y, kernel: str, bandwidths: tuple[float, ...], permutations: int, seed):
