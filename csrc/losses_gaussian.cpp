@@ -27,14 +27,12 @@ template <typename T>
 struct Square {
   T a, b, q;
   Square(T diff, T lv) {
-    if (lv < T(1) - lossmath::Consts<T>::kHi) {
-      const T h = lossmath::exp(T(-0.5) * lv);
-      a = b = diff * h;
-      q = a * h;
-    } else {
-      a = diff;
-      b = q = diff * lossmath::exp(-lv);
-    }
+    // selects, not branches, so the element loop stays vectorized; q = a h in both cases
+    const bool split = lv < T(1) - lossmath::Consts<T>::kHi;
+    const T h = lossmath::exp(split ? T(-0.5) * lv : -lv);
+    a = split ? diff * h : diff;
+    q = a * h;
+    b = split ? a : q;
   }
 };
 
