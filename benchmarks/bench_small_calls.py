@@ -15,6 +15,9 @@ measured in the same run.
 and the naive anchor in a child process with that tree first on the path (the two versions register
 the same torch.library ops, so they cannot share a process); its column is its time scaled by the
 ratio of the naive anchors of the two processes, so a load difference between them cancels.
+With --rounds K the before / fused ratio is instead the median over K pairs of child processes, REF
+and this checkout in turn (alternating which goes first), each normalized by its own naive anchor,
+printed with its range: one pair cannot tell a change of 20 % from noise at the larger sizes.
 """
 from __future__ import annotations
 
@@ -162,6 +165,8 @@ def _line(row) -> str:
         parts.append(f"compile {_us(comp)} us ({comp / row['fused']:5.2f})")
     if before is not None:
         parts.append(f"before {_us(before)} us ({before / row['fused']:5.2f})")
+    if "before_range" in row:
+        parts.append("range {:.2f}-{:.2f}".format(*row["before_range"]))
     return "  ".join(parts)
 
 
@@ -181,8 +186,8 @@ def _build_in_place(tree: Path) -> None:
         subprocess.run(cmd, cwd=tree, check=True, stdout=subprocess.DEVNULL)
 
 
-def run_before(ref: str, args) -> dict:
-    """The fused and naive variants of the code at REF, in a child process: {(function, size, mode): row}."""
+def before_tree(ref: str) -> Path:
+    """A scratch worktree of REF with its _C built."""
     sha = subprocess.run(["git", "rev-parse", "--short", ref], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout.strip()
     tree = Path(os.environ.get("TMPDIR", "/tmp")) / f"implicitdiv-before-{sha}"
@@ -190,16 +195,43 @@ def run_before(ref: str, args) -> dict:
         subprocess.run(["git", "worktree", "add", "--detach", str(tree), sha], cwd=ROOT, check=True)
     if not list((tree / "implicitdiv").glob("_C*.so")):
         _build_in_place(tree)
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child-json", "--backend", args.backend,
-           "--modes", ",".join(args.modes), "--max-n", str(args.max_n), "--seconds", str(args.seconds)]
-    if args.only:
-        cmd += ["--only", ",".join(args.only)]
-    done = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
+    return tree
+
+
+def run_child(args, tree: Path | None = None) -> dict:
+    """The fused and naive variants in a child process, of the code at `tree` (this checkout when
+    None): {(function, size, mode): row}."""
+    options = ["--child-json", "--backend", args.backend, "--modes", ",".join(args.modes), "--max-n", str(args.max_n),
+               "--seconds", str(args.seconds)] + (["--only", ",".join(args.only)] if args.only else [])
+    if tree is None:
+        cmd, cwd, env = [sys.executable, "-m", "benchmarks.bench_small_calls", *options], ROOT, dict(os.environ)
+    else:
+        cmd, cwd = [sys.executable, str(Path(__file__).resolve()), *options], tree
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"the run of {ref} failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"the run of {tree or ROOT} failed:\n{done.stderr[-3000:]}")
     rows = json.loads(done.stdout.strip().splitlines()[-1])
     return {(r["function"], r["size"], r["mode"]): r for r in rows}
+
+
+def before_rounds(ref: str, args) -> dict:
+    """before / now per (function, size, mode) from args.rounds pairs of child processes, the code at
+    REF and this checkout in turn, each time normalized by its own naive anchor:
+    {key: [ratio per round]}."""
+    tree = before_tree(ref)
+    ratios: dict = {}
+    for k in range(args.rounds):
+        if k % 2 == 0:
+            before, now = run_child(args, tree), run_child(args)
+        else:
+            now, before = run_child(args), run_child(args, tree)
+        for key, b in before.items():
+            n = now.get(key)
+            if n is not None:
+                ratios.setdefault(key, []).append((b["fused"] / b["naive"]) / (n["fused"] / n["naive"]))
+        print(f"round {k + 1} of {args.rounds} done", flush=True)
+    return ratios
 
 
 def markdown(rows, floor, before_ref) -> str:
@@ -213,8 +245,9 @@ def markdown(rows, floor, before_ref) -> str:
         cells = [r["function"], r["size"], r["mode"], _us(r["naive"]).strip(), _us(comp).strip(), _us(r["fused"]).strip(),
                  f"{r['naive'] / r['fused']:.2f}", "-" if comp is None else f"{comp / r['fused']:.2f}"]
         if before_ref:
-            b = r.get("before")
-            cells += [_us(b).strip(), "-" if b is None else f"{b / r['fused']:.2f}"]
+            b, spread = r.get("before"), r.get("before_range")
+            ratio = "-" if b is None else f"{b / r['fused']:.2f}"
+            cells += [_us(b).strip(), ratio if spread is None else ratio + " ({:.2f}-{:.2f})".format(*spread)]
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
     out.append("Per-call floor in the same run: " + ", ".join(f"{k} {_us(v).strip()} us" for k, v in floor.items()))
@@ -231,6 +264,9 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=0.3, help="time per case and mode, all variants together")
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--markdown", default=None, help="write the table here as markdown")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="with --before: time REF and this checkout in this many alternating pairs of child "
+                        "processes and report the median ratio with its range")
     p.add_argument("--child-json", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child_json:
@@ -242,8 +278,19 @@ def main(argv=None) -> int:
     print("floor: " + ", ".join(f"{k} {_us(v).strip()} us" for k, v in floor.items()), flush=True)
     variants = ("fused", "naive") if args.no_compile else ("fused", "naive", "compile(naive)")
     rows = run_cases(args.backend, args.only, args.modes, args.max_n, args.seconds, variants)
-    if args.before:
-        before = run_before(args.before, args)
+    if args.before and args.rounds > 1:
+        ratios = before_rounds(args.before, args)
+        for r in rows:
+            found = ratios.get((r["function"], r["size"], r["mode"]))
+            if found:
+                r["before"] = statistics.median(found) * r["fused"]
+                r["before_range"] = (min(found), max(found))
+        print(f"\nwith the code at {args.before} (median of {args.rounds} alternating pairs of processes, each "
+              f"scaled by its naive anchor; the range of before / fused over the pairs):")
+        for r in rows:
+            print(_line(r))
+    elif args.before:
+        before = run_child(args, before_tree(args.before))
         for r in rows:
             b = before.get((r["function"], r["size"], r["mode"]))
             if b is not None:

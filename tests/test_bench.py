@@ -109,3 +109,22 @@ def test_small_calls_time_the_compiled_naive_form(monkeypatch):
     variants = ("fused", "naive", "compile(naive)")
     rows = small.run_cases("reference", ("kl_std_normal",), ("no_grad",), 8, 0.0, variants)
     assert rows and all("compile(naive)" in r for r in rows) and len(compiled) == len(rows)
+
+
+def test_small_calls_before_rounds_alternate_and_take_the_median(monkeypatch):
+    import argparse
+
+    import benchmarks.bench_small_calls as small
+
+    order, key = [], ("mmd2", "N=8", "no_grad")
+    before_times = iter([2.0, 3.0, 9.0])  # fused time of REF in rounds 1-3; this checkout's is 1.0
+
+    def child(args, tree=None):
+        order.append("before" if tree else "now")
+        return {key: {"fused": next(before_times) if tree else 1.0, "naive": 1.0}}
+
+    monkeypatch.setattr(small, "before_tree", lambda ref: "tree")
+    monkeypatch.setattr(small, "run_child", child)
+    ratios = small.before_rounds("REF", argparse.Namespace(rounds=3))
+    assert order == ["before", "now", "now", "before", "before", "now"]
+    assert ratios == {key: [2.0, 3.0, 9.0]}

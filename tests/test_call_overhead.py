@@ -9,37 +9,7 @@ import torch
 import implicitdiv as idv
 from implicitdiv.ops import library, pairwise
 
-FUSED = [b for b in ("cpp", "triton") if b in idv.backends()]
-
-
-def _calls(backend):
-    """(name, fn(*xs), xs) for every public function with a fused op."""
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(9, 3, generator=g), torch.randn(7, 3, generator=g)
-    a, b = torch.rand(9, generator=g), torch.rand(7, generator=g)
-    r, f = torch.randn(6, 1, generator=g), torch.randn(5, 1, generator=g)
-    m, lv, z = torch.randn(4, 3, generator=g), 0.3 * torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g)
-    kw = {"backend": backend}
-    return [
-        ("mmd2", lambda x, y: idv.mmd2(x, y, bandwidth=(0.5, 2.0), estimator="unbiased", **kw), (x, y)),
-        ("kernel_sum", lambda x, y: idv.kernel_sum(x, y, x_weights=a, y_weights=b, **kw), (x, y)),
-        ("kernel_sum (symmetric)", lambda x: idv.kernel_sum(x, x, kernel="imq", **kw), (x,)),
-        ("gaussian_mixture_logpdf", lambda z, m, lv: idv.gaussian_mixture_logpdf(z, m, lv, **kw), (z, m, lv)),
-        ("adversarial_losses", lambda r, f: idv.adversarial_losses(r, f, kind="js", **kw), (r, f)),
-        ("discriminator_loss", lambda r, f: idv.discriminator_loss(r, f, kind="hinge", reduction="sum", **kw), (r, f)),
-        ("generator_loss", lambda f: idv.generator_loss(f, kind="gan", saturating=True, **kw), (f,)),
-        ("fdiv_estimate", lambda r, f: idv.fdiv_estimate(r, f, divergence="pearson", **kw), (r, f)),
-        ("ratio_matching_loss", lambda r, f: idv.ratio_matching_loss(r, f, **kw), (r, f)),
-        ("gaussian_nll", lambda z, m, lv: idv.gaussian_nll(z, m, lv, **kw), (z, m, lv)),
-        ("kl_std_normal", lambda m, lv: idv.kl_std_normal(m, lv, reduction="none", **kw), (m, lv)),
-        ("kl_gaussians", lambda z, m, lv, q: idv.kl_gaussians(z, lv, m, q, **kw), (z, m, lv, 0.5 * lv)),
-        ("reparameterize", lambda m, lv, z: idv.reparameterize(m, lv, z, **kw), (m, lv, z)),
-    ]
-
-
-def _total(out):
-    items = out if isinstance(out, tuple) else (out,)
-    return sum(o.sum() for o in items)
+from .fused_calls import FUSED, fused_calls, total
 
 
 def _recording_backend(targets: list):
@@ -63,11 +33,11 @@ def test_eager_calls_skip_the_dispatcher(backend, monkeypatch):
 
     for op in _registered():
         monkeypatch.setattr(op, "op", refuse)
-    for name, fn, xs in _calls(backend):
+    for name, fn, xs in fused_calls(backend):
         with torch.no_grad():
             fn(*xs)
         leaves = [t.clone().requires_grad_() for t in xs]
-        torch.autograd.grad(_total(fn(*leaves)), leaves, allow_unused=True)
+        torch.autograd.grad(total(fn(*leaves)), leaves, allow_unused=True)
 
 
 def _registered():
@@ -82,7 +52,7 @@ def _registered():
 
 @pytest.mark.parametrize("backend", FUSED)
 def test_calls_without_a_gradient_build_no_graph(backend):
-    for name, fn, xs in _calls(backend):
+    for name, fn, xs in fused_calls(backend):
         out = fn(*xs)  # grad mode on, but no input requires grad
         items = out if isinstance(out, tuple) else (out,)
         assert all(o.grad_fn is None for o in items), name
@@ -115,7 +85,7 @@ def test_mmd2_is_one_op(backend, monkeypatch):
 def test_compiled_calls_match_eager_through_the_registered_ops(backend, grad):
     """torch.compile(fullgraph=True) of every fused public function traces a registered implicitdiv op
     into its graph and gives the eager values and gradients."""
-    for name, fn, xs in _calls(backend):
+    for name, fn, xs in fused_calls(backend):
         torch._dynamo.reset()
         targets: list = []
         leaves = [t.clone().requires_grad_(grad) for t in xs]
@@ -125,8 +95,8 @@ def test_compiled_calls_match_eager_through_the_registered_ops(backend, grad):
         for a, b in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
             torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7, equal_nan=True, msg=name)
         if grad:
-            ga = torch.autograd.grad(_total(got), leaves, allow_unused=True)
-            gb = torch.autograd.grad(_total(want), leaves, allow_unused=True)
+            ga = torch.autograd.grad(total(got), leaves, allow_unused=True)
+            gb = torch.autograd.grad(total(want), leaves, allow_unused=True)
             for u, v in zip(ga, gb):
                 assert (u is None) == (v is None), name
                 if u is not None:

@@ -139,8 +139,9 @@ def test_planted_bug_is_caught(family, bug, strategy, fast):
 # ---- the harness's own mechanics -------------------------------------------------------------------
 
 class _WrongFusedBackward(torch.autograd.Function):
-    """x -> sum(x^2) whose own backward is off by 1e-6 but whose create_graph=True path (the
-    reference fallback every fast op has) is right: only the first-order check can see it."""
+    """x -> sum(x^2) whose own backward is off by 1e-6 but whose create_graph=True path (a backward
+    through the reference, as the fast ops' double backward was before it kept the fused values) is
+    right: only the first-order check can see it."""
 
     @staticmethod
     def forward(ctx, x):

@@ -37,8 +37,8 @@ def threads(n: int):
 
 
 # ---- the equivalence harness ---------------------------------------------------------------------
-# double_backward=False makes the harness take first gradients without create_graph, so they come
-# from the C++ backward; with double_backward=True they come from the reference fallback.
+# double_backward=False: first gradients only (with create_graph they are the same C++ values, with
+# the reference's graph; the double backward tests below cover that path).
 
 @given(kernel_sum_calls())
 def test_kernel_sum_matches_reference(call):

@@ -4,8 +4,9 @@ One forward op (implicitdiv::gaussian_terms) reads the (broadcast) inputs once a
 per-row sums over the last dim (or their mean/sum) and, for the inputs that need a gradient, the
 derivatives of the term, already multiplied by 1/rows for a mean. The backward multiplies them by
 the incoming gradient (per row for reduction="none") and never reads the data again. With
-create_graph=True the backward recomputes through the differentiable reference instead, so double
-backward is exact. The saved derivatives are handed to the first backward, which scales them in
+create_graph=True the gradients carry the graph of the differentiable reference's
+(ops/reference_grads.py), so double backward is exact and the first gradients are those of a plain
+backward. The saved derivatives are handed to the first backward, which scales them in
 place into the gradients; a repeated backward (retain_graph=True) recomputes through the reference.
 
   nll             1/2 sum_k [(z - m)^2 e^-lv + lv + log 2 pi]      saves d/dz, d/dm, d/dlv
@@ -21,6 +22,8 @@ broadcast input keeps row stride 0 instead of being copied.
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from .._codes import GAUSSIAN_FUNCTIONS, GAUSSIAN_KINDS
@@ -29,7 +32,7 @@ from ..reference import gaussian as ref
 from .library import fused_op
 from .in_place import scale_in_place
 from .overflow import overflowed, small_upstream
-from .reference_grads import reference_grads
+from .reference_grads import reference_grads, with_values
 
 KIND = dict(zip(GAUSSIAN_FUNCTIONS, GAUSSIAN_KINDS))
 
@@ -142,19 +145,24 @@ class GaussianTermsFunction(torch.autograd.Function):
     def backward(ctx, *grads):
         function, reduction, backend = ctx.config
         xs, needs = ctx.saved_tensors, ctx.needs_input_grad[3:]
-        if torch.is_grad_enabled() or ctx.derivs is None:  # create_graph, or a repeat with retain_graph
+        if ctx.derivs is None:  # a repeat with retain_graph
             return (None,) * 3 + reference_grads(_reference, (function, reduction, xs), xs, needs, grads)
         outs, ctx.derivs = ctx.derivs, None
-        if function == "reparameterize":
-            g, g_log_q = grads[0], grads[1].unsqueeze(-1)
-            outs = [None, *outs]
-        else:
-            g, g_log_q = (grads[0] if reduction != "none" else grads[0].unsqueeze(-1)), None
-        check = small_upstream(grads)
-        found = _fused_grads(function, xs, outs, needs, g, g_log_q, load(backend, "gaussian"))
+        create_graph = torch.is_grad_enabled()
+        with torch.no_grad() if create_graph else contextlib.nullcontext():
+            if function == "reparameterize":
+                g, g_log_q = grads[0], grads[1].unsqueeze(-1)
+                outs = [None, *outs]
+            else:
+                g, g_log_q = (grads[0] if reduction != "none" else grads[0].unsqueeze(-1)), None
+            check = small_upstream(grads)
+            found = _fused_grads(function, xs, outs, needs, g, g_log_q, load(backend, "gaussian"))
         if check and overflowed(found):  # implicitdiv.ops.overflow
             return (None,) * 3 + reference_grads(_reference, (function, reduction, xs), xs, needs, grads)
-        return (None,) * 3 + tuple(f if n else None for f, n in zip(found, needs))
+        found = tuple(f if n else None for f, n in zip(found, needs))
+        if create_graph:
+            found = with_values(found, reference_grads(_reference, (function, reduction, xs), xs, needs, grads))
+        return (None,) * 3 + found
 
 
 def _apply(function, reduction, backend, xs):

@@ -36,8 +36,9 @@ a row whose z does, and every row when the components do).
 The Triton kernels also take precision="ieee" (exact float32 products) or "tf32" (tensor cores).
 
 Inputs reach the kernels contiguous, of one dtype and device. A backward run with create_graph=True
-(grad mode on inside backward) recomputes through the differentiable reference instead, so double
-backward is exact rather than silently wrong. In eager mode the ops are called without torch's
+(grad mode on inside backward) returns the kernels' gradients with the graph of the differentiable
+reference's (ops/reference_grads.py), so double backward is exact rather than silently wrong and
+the first gradients are those of a plain backward. In eager mode the ops are called without torch's
 dispatcher, and a call that needs no gradient skips the autograd Function as well (ops/library.py).
 """
 from __future__ import annotations
@@ -47,7 +48,7 @@ import torch
 from ..fused import load
 from ..reference import pairwise as ref
 from .library import fused_op
-from .reference_grads import reference_grads
+from .reference_grads import reference_grads, with_values
 
 
 def _kernels(backend: str):
@@ -110,17 +111,23 @@ def _forward(ctx, tensors, fused: bool, run_fused, run_forward):
 
 
 def _backward(ctx, g, count: int, reference, run_backward):
-    """The Functions' backward over their `count` tensor inputs, then None for each setting: through
-    the reference (reference(*tensors)) when it must be differentiable itself, the saved training-pass
-    gradients times g when fused, else the backward op (run_backward(needs, *tensors))."""
+    """The Functions' backward over their `count` tensor inputs, then None for each setting: the saved
+    training-pass gradients times g when fused, else the backward op (run_backward(needs, *tensors));
+    when it must be differentiable itself, those values with the graph of the reference's gradients
+    (reference(*tensors))."""
     tensors = ctx.saved_tensors[:count]
     needs = list(ctx.needs_input_grad[:count])
-    if torch.is_grad_enabled():
-        grads = reference_grads(reference, tensors, tensors, needs, (g,))
-    elif ctx.fused:
-        grads = _scaled(_saved(ctx.saved_tensors[count:], needs), g)
+    def fused():
+        if ctx.fused:
+            return _scaled(_saved(ctx.saved_tensors[count:], needs), g)
+        return tuple(_or_none(t) for t in run_backward(needs, *tensors))
+
+    if torch.is_grad_enabled():  # create_graph
+        with torch.no_grad():
+            grads = fused()
+        grads = with_values(grads, reference_grads(reference, tensors, tensors, needs, (g,)))
     else:
-        grads = tuple(_or_none(t) for t in run_backward(needs, *tensors))
+        grads = fused()
     return (*grads, *(None,) * (len(ctx.needs_input_grad) - count))
 
 

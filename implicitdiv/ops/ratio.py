@@ -8,8 +8,9 @@ the backward scales (and where terms share a derivative buffer, shifts) those by
 gradients and never touches the logits again. Terms on one input whose derivatives are affine in one
 quantity (softplus(v) and softplus(-v): sigmoid(v) and sigmoid(v) - 1) share one buffer, see
 derivative_shares: one buffer less to allocate and write in the forward, and one in-place pass less
-in the backward. With create_graph=True (grad mode on inside backward) the backward recomputes
-through the differentiable reference instead, so double backward is exact. The saved derivatives are handed to the first
+in the backward. With create_graph=True (grad mode on inside backward) the gradients carry the
+graph of the differentiable reference's (ops/reference_grads.py), so double backward is exact and
+the first gradients are those of a plain backward. The saved derivatives are handed to the first
 backward, which scales them in place into the gradients (no new buffers); a repeated backward
 (retain_graph=True) recomputes through the reference.
 
@@ -24,6 +25,8 @@ gives the protocol). Maps, by name:
 """
 from __future__ import annotations
 
+import contextlib
+
 import functools
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -37,7 +40,7 @@ from .in_place import affine_in_place, cpu_eager
 from .library import fused_op
 from .ratio_terms import CONJUGATE, DISCRIMINATOR, NEG_ACTIVATION, Term, generator_term, term
 from .overflow import overflowed, small_upstream
-from .reference_grads import reference_grads
+from .reference_grads import reference_grads, with_values
 
 # ---- the op ------------------------------------------------------------------------------------
 
@@ -128,37 +131,45 @@ class RatioLossFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *grads):
         function, args, terms, reduce, shares, backend = ctx.config
-        needs = ctx.needs_input_grad[1:]
-        if torch.is_grad_enabled() or ctx.derivs is None:  # create_graph, or a repeat with retain_graph
-            xs = ctx.saved_tensors
+        needs, xs = ctx.needs_input_grad[1:], ctx.saved_tensors
+        if ctx.derivs is None:  # a repeat with retain_graph
             return (None,) + reference_grads(getattr(ref, function), (*xs, *args), xs, needs, grads)
         derivs, ctx.derivs = ctx.derivs, None
-        upstreams = grads
-        check = small_upstream(grads)
-        if reduce and cpu_eager(grads):  # 0-dim CPU upstreams: the arithmetic below in Python floats
-            grads = [float(g) for g in grads]
-        scales: dict = {}  # carrier -> sum of g * k over its terms
-        shifts: list = [None] * len(needs)  # input -> sum of g * e over its terms
-        for t, (tm, share) in enumerate(zip(terms, shares)):
-            if share is None:
-                continue
-            c, k, e = share.carrier, share.k, share.e
-            g = grads[tm.out] if reduce else grads[t]
-            if k:
-                scales[c] = (g if k == 1 else k * g) if c not in scales else scales[c] + k * g
-            if e:
-                shifts[tm.input] = e * g if shifts[tm.input] is None else shifts[tm.input] + e * g
-        out: list = [None] * len(needs)
-        for c, a in scales.items():
-            i = terms[c].input
-            if out[i] is None:
-                out[i] = affine_in_place(derivs[c], a, shifts[i], load(backend, "ratio"))
-            else:
-                out[i] = out[i].add_(derivs[c], alpha=a) if isinstance(a, float) else out[i].addcmul_(derivs[c], a)
-        if check and overflowed(out):  # implicitdiv.ops.overflow
-            xs = ctx.saved_tensors
-            return (None,) + reference_grads(getattr(ref, function), (*xs, *args), xs, needs, upstreams)
+        create_graph = torch.is_grad_enabled()
+        with torch.no_grad() if create_graph else contextlib.nullcontext():
+            out = _scaled_derivatives(derivs, grads, terms, shares, needs, reduce, backend)
+        if out is None:
+            return (None,) + reference_grads(getattr(ref, function), (*xs, *args), xs, needs, grads)
+        if create_graph:
+            out = with_values(out, reference_grads(getattr(ref, function), (*xs, *args), xs, needs, grads))
         return (None,) + tuple(out)
+
+
+def _scaled_derivatives(derivs, grads, terms, shares, needs, reduce, backend):
+    """The gradients from the saved derivatives, scaled (and shifted) in place by the upstream grads;
+    None when a saved derivative overflowed under a small upstream (implicitdiv.ops.overflow)."""
+    check = small_upstream(grads)
+    if reduce and cpu_eager(grads):  # 0-dim CPU upstreams: the arithmetic below in Python floats
+        grads = [float(g) for g in grads]
+    scales: dict = {}  # carrier -> sum of g * k over its terms
+    shifts: list = [None] * len(needs)  # input -> sum of g * e over its terms
+    for t, (tm, share) in enumerate(zip(terms, shares)):
+        if share is None:
+            continue
+        c, k, e = share.carrier, share.k, share.e
+        g = grads[tm.out] if reduce else grads[t]
+        if k:
+            scales[c] = (g if k == 1 else k * g) if c not in scales else scales[c] + k * g
+        if e:
+            shifts[tm.input] = e * g if shifts[tm.input] is None else shifts[tm.input] + e * g
+    out: list = [None] * len(needs)
+    for c, a in scales.items():
+        i = terms[c].input
+        if out[i] is None:
+            out[i] = affine_in_place(derivs[c], a, shifts[i], load(backend, "ratio"))
+        else:
+            out[i] = out[i].add_(derivs[c], alpha=a) if isinstance(a, float) else out[i].addcmul_(derivs[c], a)
+    return None if check and overflowed(out) else out
 
 
 def _run(function, args, xs, terms, n_out, reduce, mean, backend):
