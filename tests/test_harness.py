@@ -13,7 +13,7 @@ import torch
 from hypothesis import given, settings
 
 import implicitdiv as idv
-from implicitdiv.testing import compare, error_scales
+from implicitdiv.testing import compare, error_scales, loss_magnitudes
 
 from . import cases, planted
 from .equivalence import check_equivalence
@@ -237,3 +237,43 @@ def test_a_true_value_just_past_the_dtype_max_may_round_to_the_max():
     compare.assert_close(torch.tensor([-float("inf")], dtype=torch.float16), loose, torch.float16, "grad2", scale=1e16)
     with pytest.raises(compare.Mismatch):
         compare.assert_close(torch.tensor([-float("inf")], dtype=torch.float16), loose, torch.float16, "grad2", scale=1e4)
+
+
+def test_a_gradient_from_a_saved_derivative_past_the_max_may_be_non_finite():
+    # discriminator_loss(kind="hellinger", reduction="none") saves e^v per fake logit in float32; at
+    # v = 89.46 that is 7.4e38, past float32's max, while the gradient under a per-element upstream of
+    # 0.0029 is a finite 2.1e36 (a thorough-profile draw of the Triton kernels; ops/overflow.py). The
+    # error model names that derivative (the third entry), and only there may the result be non-finite.
+    v = torch.tensor([89.46, 3.0], dtype=torch.float64)
+    up = torch.tensor([-0.0029, 0.5], dtype=torch.float64)
+    found = loss_magnitudes.ratio_loss("discriminator_loss", {"real": torch.zeros(1, dtype=torch.float64), "fake": v},
+                                       {"kind": "hellinger", "reduction": "none"}, [torch.zeros(1), up])
+    m, length, formed = found["fake"]
+    assert formed[0] > torch.finfo(torch.float32).max > formed[1]
+    expected = up * torch.exp(v)
+    compare.assert_close(torch.tensor([-float("inf"), float(expected[1])]), expected, torch.float32, "g",
+                         magnitude=found["fake"])
+    with pytest.raises(compare.Mismatch):  # non-finite where the saved derivative is in range
+        compare.assert_close(torch.tensor([float(expected[0]), float("nan")]), expected, torch.float32, "g",
+                             magnitude=found["fake"])
+    with pytest.raises(compare.Mismatch):  # a wrong finite value there is still wrong
+        compare.assert_close(torch.tensor([float(expected[0]) * 1.01, float(expected[1])]), expected, torch.float32,
+                             "g", magnitude=found["fake"])
+    reduced = loss_magnitudes.ratio_loss("discriminator_loss", {"real": torch.zeros(1, dtype=torch.float64), "fake": v},
+                                         {"kind": "hellinger", "reduction": "mean"}, [torch.tensor(0.5)])
+    assert len(reduced["fake"]) == 2  # a 0-dim upstream: the op redoes an overflowed backward, no allowance
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum"])
+def test_gaussian_saved_derivatives_are_named_for_per_row_upstreams_only(reduction):
+    z = torch.tensor([[1000.0, 0.1]], dtype=torch.float64)
+    m, lv = torch.zeros(2, dtype=torch.float64), torch.tensor([[-80.0, 0.0]], dtype=torch.float64)
+    up = torch.full((1,) if reduction == "none" else (), 0.01, dtype=torch.float64)
+    found = loss_magnitudes.gaussian_terms("gaussian_nll", {"z": z, "mean": m, "logvar": lv},
+                                           {"reduction": reduction}, [up])
+    if reduction != "none":
+        assert all(len(v) == 2 for v in found.values())
+        return
+    top = torch.finfo(torch.float32).max
+    assert found["logvar"][2][0, 0] > top > found["logvar"][2][0, 1]  # 1/2 (z - m)^2 e^-lv: 2.8e40
+    assert found["mean"][2].shape == (2,) and found["mean"][2][0] == found["z"][2][0, 0]  # broadcast: its largest

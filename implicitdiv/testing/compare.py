@@ -85,7 +85,8 @@ def compare(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype, wh
             extra: torch.Tensor | None = None) -> tuple[float, str]:
     """(the largest |actual - expected| / allowed over the elements, a description of that element);
     raises Mismatch for a different shape, NaN pattern or infinities. magnitude: (M, terms) of the
-    error model; without it TOLERANCES[dtype] with the tensor's scale (at least `scale`). extra: an
+    error model, optionally (M, terms, formed) with formed the size of an intermediate the op forms
+    in dtype before an upstream scales it; without it TOLERANCES[dtype] with the tensor's scale (at least `scale`). extra: an
     allowance added element by element (the error of the reference itself run in dtype, for a
     double backward that falls back to it)."""
     actual = actual.detach().to(torch.float64)
@@ -95,13 +96,19 @@ def compare(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype, wh
     # Where the dtype cannot hold the computation, the fast op may overflow as the dtype's own
     # arithmetic does: to +inf (-inf) where the allowed interval around the true value reaches past
     # the dtype's max (below -max), or to NaN (inf - inf) there; where the terms summed into it
-    # overflow on their own (the error model's magnitude beyond the max), to any infinity or NaN.
+    # overflow on their own (the error model's magnitude beyond the max), or where the op forms an
+    # intermediate beyond the max before scaling it (magnitude's optional third entry: a derivative
+    # saved in dtype, which a per-element upstream below 1 would have brought back into range; the
+    # edge implicitdiv.ops.overflow documents), to any infinity or NaN.
     # A finite result there is compared as any other; so is every other element. An infinite true
     # value may come out NaN, else it must be the same infinity.
     top = torch.finfo(dtype).max
     finite_e = torch.isfinite(expected)
     in_range = torch.where(finite_e & (expected.abs() <= top), expected, 0.0)  # the no-model scale ignores the rest
+    formed = None
     if magnitude is not None:
+        if len(magnitude) > 2:
+            formed = torch.as_tensor(magnitude[2], dtype=torch.float64).detach().expand(expected.shape)
         magnitude = (torch.as_tensor(magnitude[0], dtype=torch.float64).detach().expand(expected.shape), magnitude[1])
     allowed_all = _allowed(torch.where(finite_e, expected, 0.0), result_dtype or dtype, magnitude, scale, roundoff,
                            factor, summation, scale_of=in_range)
@@ -111,6 +118,8 @@ def compare(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype, wh
     above = finite_e & (expected + allowed_all > top)  # the allowed interval reaches past +max
     below = finite_e & (expected - allowed_all < -top)
     terms_past = finite_e & (magnitude[0] > top) if magnitude is not None else torch.zeros_like(finite_e)
+    if formed is not None:  # a derivative saved in dtype before a per-element upstream scales it
+        terms_past |= finite_e & (formed > top)
     infinite = ~nan_e & ~finite_e
     overflowed = ((above & torch.isposinf(actual)) | (below & torch.isneginf(actual)) | ((above | below) & nan_a)
                   | (terms_past & ~torch.isfinite(actual)) | (infinite & nan_a))
@@ -162,7 +171,8 @@ def check_equivalence(fast_fn: Callable, reference_fn: Callable, inputs: dict, *
 
     inputs: name -> float64 values (tensors or arrays); grad_names: those whose gradients are
     compared. magnitudes(inputs, upstreams) -> {"out0": (M, terms), ..., name: (M, terms)}: the
-    error model's magnitudes of each output and of each gradient for the upstreams given
+    error model's magnitudes of each output and of each gradient for the upstreams given (a third
+    entry, where present: compare's `formed`)
     (implicitdiv.testing.error_scales); roundoff: the unit roundoff the fast function computes with
     (default: dtype's). factor scales every allowed error (1: the harness's own); summation=False
     drops the summation factor of the magnitudes (rounding.bound); result_dtype: the dtype whose final

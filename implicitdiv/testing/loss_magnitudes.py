@@ -39,7 +39,7 @@ MAPS = {
 
 
 def _map_pieces(name: str, v: torch.Tensor):
-    """(f, |f| + |v f'|, |f'| + |v f''| + |family constant|) elementwise, float64, at finite v."""
+    """(f, |f| + |v f'|, |f'| + |v f''| + |family constant|, |f'|) elementwise, float64, at finite v."""
     v = v.detach().double().requires_grad_()
     with torch.enable_grad():
         f = MAPS[name](v)
@@ -50,7 +50,8 @@ def _map_pieces(name: str, v: torch.Tensor):
     shift = abs(DERIVATIVE_FAMILY[name].b) if name in DERIVATIVE_FAMILY else 0.0
     value = f.abs() + (v * d1).abs()
     slope = d1.abs() + (v * d2).abs() + shift
-    return f, torch.nan_to_num(value, nan=0.0, posinf=math.inf), torch.nan_to_num(slope, nan=0.0, posinf=math.inf)
+    return (f, torch.nan_to_num(value, nan=0.0, posinf=math.inf), torch.nan_to_num(slope, nan=0.0, posinf=math.inf),
+            torch.nan_to_num(d1.abs(), nan=0.0, posinf=math.inf))
 
 
 def ratio_terms(function: str, kwargs: dict):
@@ -78,14 +79,17 @@ def ratio_terms(function: str, kwargs: dict):
 
 def ratio_loss(function: str, inputs: dict, kwargs: dict, upstreams: list):
     """Magnitudes of the outputs ("out0", ...) of a ratio loss and of the gradients of
-    sum_o <out_o, upstream_o> (keyed by input name); each value is (magnitude, terms)."""
+    sum_o <out_o, upstream_o> (keyed by input name); each value is (magnitude, terms), and for the
+    gradients of unreduced terms (per-element upstreams) (magnitude, terms, formed): formed the size
+    of the derivative the op saves in the dtype before the upstream scales it (implicitdiv.ops.overflow)."""
     terms, reduce, mean = ratio_terms(function, kwargs)
     found: dict = {}
     grads: dict = {}
+    formed: dict = {}
     for name, mp, sign, offset, out in terms:
         v = torch.as_tensor(inputs[name]).double()
         finite = torch.isfinite(v)
-        _, value, slope = _map_pieces(mp, torch.where(finite, v, torch.zeros_like(v)))
+        _, value, slope, d1 = _map_pieces(mp, torch.where(finite, v, torch.zeros_like(v)))
         scale = abs(sign) / (v.numel() if mean else 1)
         value = scale * (value + abs(offset))
         g = upstreams[out].double().abs() if out < len(upstreams) else torch.zeros(())
@@ -98,7 +102,8 @@ def ratio_loss(function: str, inputs: dict, kwargs: dict, upstreams: list):
         found[key] = (m, length) if prev is None else (prev[0] + m, prev[1] + length)
         gm = scale * slope * g
         grads[name] = gm if name not in grads else grads[name] + gm
-    found.update({n: (g, 2) for n, g in grads.items()})
+        formed[name] = scale * d1 if name not in formed else formed[name] + scale * d1
+    found.update({n: (g, 2) if reduce else (g, 2, formed[n]) for n, g in grads.items()})
     return found
 
 
@@ -129,6 +134,7 @@ def gaussian_terms(function: str, inputs: dict, kwargs: dict, upstreams: list):
         out0 = (m.abs() + (sd * eps).abs(), 1)
         out1 = _rows_total(half * (eps * eps + lv.abs() + LOG_2PI), "none")
         per_input = [g_z, half * (g_z * sd * eps).abs() + half * g_q, (g_z * sd).abs() + (g_q * eps).abs()]
+        saved = [None, half * (sd * eps).abs(), sd]  # dz/dlv, dz/deps
         found = {"out0": out0, "out1": out1}
     else:
         g = upstreams[0].double().abs()
@@ -138,26 +144,37 @@ def gaussian_terms(function: str, inputs: dict, kwargs: dict, upstreams: list):
             e = torch.exp(-lv)
             sq = (z - m) ** 2 * e
             value = half * (sq + lv.abs() + LOG_2PI)
-            per_input = [g * (z - m).abs() * e, g * (z - m).abs() * e, g * half * (1.0 + sq)]
+            unit = [(z - m).abs() * e, (z - m).abs() * e, half * (1.0 + sq)]
         elif function == "kl_std_normal":
             m, lv = xs
             em1 = expm1(lv)
             value = half * (em1.abs() + lv.abs() + m * m + (lv * torch.exp(lv)).abs())
-            per_input = [g * m.abs(), g * half * (em1.abs() + (lv * torch.exp(lv)).abs())]
+            unit = [m.abs(), half * (em1.abs() + (lv * torch.exp(lv)).abs())]
         elif function == "kl_gaussians":
             mq, lq, mp, lp = xs
             t = lq - lp
             em1 = expm1(t)
             sq = (mq - mp) ** 2 * torch.exp(-lp)
             value = half * (em1.abs() + t.abs() + (t * torch.exp(t)).abs() + sq)
-            dm = g * (mq - mp).abs() * torch.exp(-lp)
-            per_input = [dm, g * half * (em1.abs() + (t * torch.exp(t)).abs()), dm,
-                         g * half * (em1.abs() + (t * torch.exp(t)).abs() + sq)]
+            dm = (mq - mp).abs() * torch.exp(-lp)
+            unit = [dm, half * (em1.abs() + (t * torch.exp(t)).abs()), dm, half * (em1.abs() + (t * torch.exp(t)).abs() + sq)]
         else:
             raise ValueError(f"not a Gaussian term: {function!r}")
+        per_input = [g * u for u in unit]
+        saved = unit if reduction == "none" else [None] * len(unit)
         found = {"out0": _rows_total(value, reduction)}
-    for name, gm in zip(names, per_input):
+    for name, gm, kept in zip(names, per_input, saved):
         own = torch.as_tensor(inputs[name]).shape
-        summed = gm.expand(shape).sum_to_size(own) if tuple(own) != tuple(shape) else gm
+        broadcast = tuple(own) != tuple(shape)
+        summed = gm.expand(shape).sum_to_size(own) if broadcast else gm
         found[name] = (summed, 1 + shape.numel() // max(1, own.numel()))
+        if kept is not None:  # per-element upstreams scale a derivative saved in the dtype (implicitdiv.ops.overflow)
+            found[name] += (_max_to_size(kept.expand(shape), own) if broadcast else kept,)
     return found
+
+
+def _max_to_size(t: torch.Tensor, own) -> torch.Tensor:
+    """The largest of t over the dims that broadcasting `own` to t's shape expanded."""
+    t = t.amax(tuple(range(t.dim() - len(own)))) if t.dim() > len(own) else t
+    dims = tuple(k for k, (a, b) in enumerate(zip(own, t.shape)) if a == 1 and b != 1)
+    return t.amax(dims, keepdim=True) if dims else t
