@@ -1,6 +1,8 @@
 """The error model's magnitudes for every public function of implicitdiv, in the form
 check_equivalence takes: ``for_function(name, kwargs, dtype)`` is a callable
-(inputs, upstreams) -> {"out0": (M, terms), ..., input name: (M, terms)} on the public shapes.
+(inputs, upstreams) -> {"out0": (M, terms), ..., input name: (M, terms)} on the public shapes (a
+gradient under per-element upstreams of a loss may carry a third entry: the size of the derivative
+the op saves in the dtype, see implicitdiv.testing.compare).
 
     from implicitdiv.testing import check_equivalence, error_scales
     check_equivalence(my_mmd2, reference_mmd2, {"x": x, "y": y}, dtype=torch.float32, grad_names=("x", "y"),
