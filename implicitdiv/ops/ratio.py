@@ -26,7 +26,6 @@ gives the protocol). Maps, by name:
 from __future__ import annotations
 
 import contextlib
-
 import functools
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -131,17 +130,22 @@ class RatioLossFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *grads):
         function, args, terms, reduce, shares, backend = ctx.config
-        needs, xs = ctx.needs_input_grad[1:], ctx.saved_tensors
+        needs = ctx.needs_input_grad[1:]
+
+        def through_reference():
+            xs = ctx.saved_tensors
+            return reference_grads(getattr(ref, function), (*xs, *args), xs, needs, grads)
+
         if ctx.derivs is None:  # a repeat with retain_graph
-            return (None,) + reference_grads(getattr(ref, function), (*xs, *args), xs, needs, grads)
+            return (None,) + through_reference()
         derivs, ctx.derivs = ctx.derivs, None
         create_graph = torch.is_grad_enabled()
         with torch.no_grad() if create_graph else contextlib.nullcontext():
             out = _scaled_derivatives(derivs, grads, terms, shares, needs, reduce, backend)
         if out is None:
-            return (None,) + reference_grads(getattr(ref, function), (*xs, *args), xs, needs, grads)
+            return (None,) + through_reference()
         if create_graph:
-            out = with_values(out, reference_grads(getattr(ref, function), (*xs, *args), xs, needs, grads))
+            out = with_values(out, through_reference())
         return (None,) + tuple(out)
 
 
